@@ -1,0 +1,104 @@
+//! Benchmark: `vigil check` (policy + reference, every check) on the W1 workload from Parquet,
+//! against a plain polars read of the same file in the same run.
+//!
+//! `cargo bench --bench check_w1` runs it at 1M rows; `VIGIL_BENCH_ROWS=10000000 cargo bench
+//! --bench check_w1` at 10M (memory should stay flat: the data is streamed). Prints times, the
+//! ratio and vigil's peak RSS. Targets (issue 2): ratio <= 5, peak RSS <= 1.5 GiB at 1M rows.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use polars::prelude::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vigil::synth::w1::{Variant, W1Config};
+
+fn main() {
+    let rows: usize = std::env::var("VIGIL_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = Instant::now();
+    let gen = |name: &str, seed, variant| {
+        vigil::synth::write::write(&W1Config { rows, seed, variant }, &d.join(name)).unwrap();
+    };
+    gen("trusted.parquet", 1, Variant::Clean);
+    gen("poisoned.parquet", 2, Variant::Poisoned);
+    println!("W1 generated: 2 x {rows} rows in {:.1}s", t.elapsed().as_secs_f64());
+
+    let (init, _) = run(d, &["init", "trusted.parquet", "--label", "label", "--id", "id", "-q", "--force"]);
+    let (profile, profile_rss) = run(d, &["profile", "trusted.parquet", "--policy", "vigil.toml", "-o", "ref.json", "-q"]);
+    println!("vigil init: {:.2}s   vigil profile: {:.2}s (peak RSS {})", init.as_secs_f64(), profile.as_secs_f64(), mib(profile_rss));
+
+    // Best of three for each, interleaved so machine noise hits both alike.
+    let mut read_best = f64::MAX;
+    let mut check_best = f64::MAX;
+    let mut check_rss = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let df = LazyFrame::scan_parquet(
+            PlRefPath::new(d.join("poisoned.parquet").to_string_lossy().as_ref()),
+            ScanArgsParquet::default(),
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+        assert_eq!(df.height(), rows);
+        drop(df);
+        read_best = read_best.min(t.elapsed().as_secs_f64());
+
+        let (took, rss) = run(
+            d,
+            &["check", "poisoned.parquet", "--policy", "vigil.toml", "--reference", "ref.json", "-q", "-f", "json", "-o", "report.json", "--exit-zero"],
+        );
+        check_best = check_best.min(took.as_secs_f64());
+        check_rss = check_rss.max(rss);
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report.json")).unwrap()).unwrap();
+    println!(
+        "rows: {rows}   findings: {}",
+        report["findings"].as_array().map(|a| a.len()).unwrap_or(0)
+    );
+    println!("polars read (scan_parquet + collect): {read_best:.3}s");
+    println!("vigil check (policy + reference, all checks): {check_best:.3}s");
+    println!("ratio: {:.2} (target <= 5)", check_best / read_best);
+    println!("vigil check peak RSS: {} (target <= 1536 MiB at 1M rows)", mib(check_rss));
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.0} MiB", kib as f64 / 1024.0)
+}
+
+/// Runs vigil, returning its wall time and peak RSS in KiB (VmHWM, polled every 5 ms).
+fn run(dir: &Path, args: &[&str]) -> (Duration, u64) {
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path) {
+            if let Some(v) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak = peak.max(v);
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success() || status.code() == Some(1), "vigil {args:?} failed: {status}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (t.elapsed(), peak)
+}

@@ -1,0 +1,346 @@
+//! Drift checks (DRF): the data's distribution moved away from the reference.
+//!
+//! All drift statistics are computed from the two profiles' sketches, so a check costs nothing
+//! per row. At a million rows every p-value is tiny, so each check decides on an effect size
+//! with a documented default and reports the p-value beside it, Bonferroni-corrected for the
+//! number of columns tested. Statistics computed from a DDSketch carry its relative accuracy in
+//! the evidence; those from a Misra-Gries summary carry its error bound.
+
+pub mod category_change;
+pub mod chi_squared;
+pub mod dataset_drift;
+pub mod jensen_shannon;
+pub mod ks;
+pub mod label_shift;
+pub mod missing_rate;
+pub mod psi;
+pub mod wasserstein;
+
+use crate::batch::Role;
+use crate::checks::{Context, Done};
+use crate::profile::ddsketch::DDSketch;
+use crate::profile::{CategoricalProfile, ColumnProfile};
+use statrs::distribution::{ChiSquared, ContinuousCDF};
+
+/// A column present in both the reference and the data, of the same type.
+pub struct Pair<'a> {
+    /// Column name.
+    pub name: &'a str,
+    /// Its reference profile.
+    pub reference: &'a ColumnProfile,
+    /// Its profile in the data checked.
+    pub current: &'a ColumnProfile,
+}
+
+/// Feature columns to compare (ids and the label are left to their own checks).
+pub fn pairs<'a>(ctx: &Context<'a>, done: &Done<'a>) -> Vec<Pair<'a>> {
+    let Some(reference) = ctx.reference else { return Vec::new() };
+    ctx.layout
+        .columns
+        .iter()
+        .filter(|c| c.present() && !matches!(c.role, Role::Id | Role::Label))
+        .filter_map(|c| {
+            let r = reference.column(&c.name)?;
+            let cur = done.current.column(&c.name)?;
+            (r.kind == cur.kind).then_some(Pair {
+                name: &c.name,
+                reference: r,
+                current: cur,
+            })
+        })
+        .collect()
+}
+
+/// The empirical CDF of a sketch, as steps at bucket upper bounds.
+pub struct Ecdf {
+    xs: Vec<f64>,
+    cum: Vec<f64>,
+}
+
+impl Ecdf {
+    /// From a sketch; None when it is empty.
+    pub fn of(s: &DDSketch) -> Option<Ecdf> {
+        let bins = s.bins();
+        let total: u64 = bins.iter().map(|b| b.2).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut xs = Vec::with_capacity(bins.len());
+        let mut cum = Vec::with_capacity(bins.len());
+        let mut acc = 0u64;
+        for (_, hi, n) in bins {
+            acc += n;
+            xs.push(hi);
+            cum.push(acc as f64 / total as f64);
+        }
+        Some(Ecdf { xs, cum })
+    }
+
+    /// Fraction of values at or below `x`.
+    pub fn at(&self, x: f64) -> f64 {
+        let i = self.xs.partition_point(|&v| v <= x);
+        if i == 0 {
+            0.0
+        } else {
+            self.cum[i - 1]
+        }
+    }
+
+    fn grid(a: &Ecdf, b: &Ecdf) -> Vec<f64> {
+        let mut g: Vec<f64> = a.xs.iter().chain(b.xs.iter()).copied().collect();
+        g.sort_by(f64::total_cmp);
+        g.dedup();
+        g
+    }
+}
+
+/// Two-sample Kolmogorov-Smirnov statistic D between two sketches.
+pub fn ks_statistic(a: &Ecdf, b: &Ecdf) -> f64 {
+    Ecdf::grid(a, b)
+        .into_iter()
+        .map(|x| (a.at(x) - b.at(x)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Asymptotic p-value of the two-sample KS statistic `d` for sample sizes `n` and `m`
+/// (Kolmogorov distribution with Stephens' small-sample correction).
+pub fn ks_pvalue(d: f64, n: u64, m: u64) -> f64 {
+    if n == 0 || m == 0 {
+        return 1.0;
+    }
+    let ne = (n as f64 * m as f64) / (n + m) as f64;
+    let sq = ne.sqrt();
+    let lambda = (sq + 0.12 + 0.11 / sq) * d;
+    if lambda < 0.2 {
+        return 1.0;
+    }
+    let mut sum = 0.0;
+    for k in 1..=100 {
+        let kf = k as f64;
+        let term = 2.0 * (-2.0 * kf * kf * lambda * lambda).exp();
+        sum += if k % 2 == 1 { term } else { -term };
+        if term < 1e-12 {
+            break;
+        }
+    }
+    sum.clamp(0.0, 1.0)
+}
+
+/// Wasserstein-1 distance between two sketches (area between the CDFs).
+pub fn wasserstein(a: &Ecdf, b: &Ecdf) -> f64 {
+    let g = Ecdf::grid(a, b);
+    g.windows(2)
+        .map(|w| (a.at(w[0]) - b.at(w[0])).abs() * (w[1] - w[0]))
+        .sum()
+}
+
+/// Bin edges at the reference's deciles (duplicates removed).
+pub fn decile_edges(reference: &DDSketch) -> Vec<f64> {
+    let mut e: Vec<f64> = (1..10)
+        .filter_map(|i| reference.quantile(i as f64 / 10.0))
+        .collect();
+    e.dedup();
+    e
+}
+
+/// Shares of values in the bins `(-inf, e0], (e0, e1], ..., (e_last, inf)`.
+pub fn bin_shares(ecdf: &Ecdf, edges: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(edges.len() + 1);
+    let mut prev = 0.0;
+    for &e in edges {
+        let c = ecdf.at(e);
+        out.push((c - prev).max(0.0));
+        prev = c;
+    }
+    out.push((1.0 - prev).max(0.0));
+    out
+}
+
+/// Floor for shares in log-ratio statistics, so an empty bin does not give infinity.
+pub const SHARE_FLOOR: f64 = 1e-4;
+
+/// Population stability index between reference shares `r` and current shares `c`.
+pub fn psi(r: &[f64], c: &[f64]) -> f64 {
+    r.iter()
+        .zip(c)
+        .map(|(&a, &b)| {
+            let (a, b) = (a.max(SHARE_FLOOR), b.max(SHARE_FLOOR));
+            (b - a) * (b / a).ln()
+        })
+        .sum()
+}
+
+/// Jensen-Shannon distance (square root of the base-2 divergence), in [0, 1].
+pub fn js_distance(p: &[f64], q: &[f64]) -> f64 {
+    let (sp, sq): (f64, f64) = (p.iter().sum(), q.iter().sum());
+    if sp <= 0.0 || sq <= 0.0 {
+        return 0.0;
+    }
+    let mut div = 0.0;
+    for (&a, &b) in p.iter().zip(q) {
+        let (a, b) = (a / sp, b / sq);
+        let m = 0.5 * (a + b);
+        if a > 0.0 {
+            div += 0.5 * a * (a / m).log2();
+        }
+        if b > 0.0 {
+            div += 0.5 * b * (b / m).log2();
+        }
+    }
+    div.max(0.0).sqrt().min(1.0)
+}
+
+/// A category table: categories frequent enough to compare, and "(other)" for the rest.
+pub struct CategoryTable {
+    /// Category names; the last is `(other)` when anything was lumped.
+    pub labels: Vec<String>,
+    /// Reference shares.
+    pub reference: Vec<f64>,
+    /// Current counts.
+    pub current: Vec<f64>,
+    /// Rows in the current data counted.
+    pub n_current: u64,
+    /// Rows in the reference counted.
+    pub n_reference: u64,
+    /// Largest undercount of any frequency (Misra-Gries error bounds of both).
+    pub error_bound: u64,
+}
+
+/// Most categories compared one by one; the rest are lumped.
+pub const MAX_CATEGORIES: usize = 100;
+/// Expected count a category needs in the current data to be compared on its own.
+pub const MIN_EXPECTED: f64 = 10.0;
+
+/// Builds the table of two categorical profiles.
+pub fn category_table(r: &CategoricalProfile, c: &CategoricalProfile) -> Option<CategoryTable> {
+    let (nr, nc) = (r.frequencies.total(), c.frequencies.total());
+    if nr == 0 || nc == 0 {
+        return None;
+    }
+    let mut keys: Vec<(String, f64, f64)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (k, _) in r.frequencies.iter().chain(c.frequencies.iter()) {
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        let rs = r.frequencies.count(k) as f64 / nr as f64;
+        let cc = c.frequencies.count(k) as f64;
+        keys.push((k.clone(), rs, cc));
+    }
+    keys.sort_by(|a, b| {
+        let wa = a.1.max(a.2 / nc as f64);
+        let wb = b.1.max(b.2 / nc as f64);
+        wb.total_cmp(&wa).then(a.0.cmp(&b.0))
+    });
+    let mut table = CategoryTable {
+        labels: Vec::new(),
+        reference: Vec::new(),
+        current: Vec::new(),
+        n_current: nc,
+        n_reference: nr,
+        error_bound: r.frequencies.error_bound() + c.frequencies.error_bound(),
+    };
+    let (mut other_r, mut other_c) = (0.0, 0.0);
+    for (k, rs, cc) in keys {
+        let expected = rs * nc as f64;
+        if table.labels.len() < MAX_CATEGORIES && (expected >= MIN_EXPECTED || cc >= MIN_EXPECTED) {
+            table.labels.push(k);
+            table.reference.push(rs);
+            table.current.push(cc);
+        } else {
+            other_r += rs;
+            other_c += cc;
+        }
+    }
+    // Whatever the summaries did not keep belongs to "(other)" too.
+    let kept_r: f64 = table.reference.iter().sum();
+    let kept_c: f64 = table.current.iter().sum();
+    other_r = (1.0 - kept_r).max(other_r).max(0.0);
+    other_c = (nc as f64 - kept_c).max(other_c).max(0.0);
+    if other_r > 0.0 || other_c > 0.0 {
+        table.labels.push("(other)".into());
+        table.reference.push(other_r);
+        table.current.push(other_c);
+    }
+    Some(table)
+}
+
+impl CategoryTable {
+    /// Current shares.
+    pub fn current_shares(&self) -> Vec<f64> {
+        let n = self.n_current.max(1) as f64;
+        self.current.iter().map(|c| c / n).collect()
+    }
+
+    /// Pearson's chi-squared goodness of fit of the current counts to the reference shares:
+    /// (statistic, degrees of freedom, p-value).
+    pub fn chi_squared(&self) -> (f64, usize, f64) {
+        let n = self.n_current as f64;
+        let floor = 0.5 / self.n_reference.max(1) as f64;
+        let stat: f64 = self
+            .reference
+            .iter()
+            .zip(&self.current)
+            .map(|(&r, &o)| {
+                let e = n * r.max(floor);
+                (o - e).powi(2) / e
+            })
+            .sum();
+        let df = self.labels.len().saturating_sub(1);
+        let p = if df == 0 {
+            1.0
+        } else {
+            ChiSquared::new(df as f64)
+                .map(|d| d.sf(stat))
+                .unwrap_or(1.0)
+        };
+        (stat, df, p)
+    }
+}
+
+/// Bonferroni correction of `p` for `m` tests.
+pub fn bonferroni(p: f64, m: usize) -> f64 {
+    (p * m.max(1) as f64).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ks_pvalue_matches_known_values() {
+        // lambda = 1.36 gives p ~ 0.05 for large samples.
+        let n = 1_000_000u64;
+        let ne = (n as f64) / 2.0;
+        let d = 1.358 / ne.sqrt();
+        let p = ks_pvalue(d, n, n);
+        assert!((p - 0.05).abs() < 0.005, "p = {p}");
+        assert_eq!(ks_pvalue(0.0, 10, 10), 1.0);
+    }
+
+    #[test]
+    fn js_and_psi_are_zero_for_equal_distributions() {
+        let p = [0.2, 0.3, 0.5];
+        assert!(js_distance(&p, &p) < 1e-12);
+        assert!(psi(&p, &p).abs() < 1e-12);
+        assert!((js_distance(&[1.0, 0.0], &[0.0, 1.0]) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sketch_statistics_see_a_shift() {
+        let mut a = DDSketch::default();
+        let mut b = DDSketch::default();
+        for i in 0..10_000 {
+            let x = (i as f64 + 0.5) / 10_000.0;
+            a.add(x);
+            b.add(x + 0.5);
+        }
+        let (ea, eb) = (Ecdf::of(&a), Ecdf::of(&b));
+        let (Some(ea), Some(eb)) = (ea, eb) else { panic!("empty") };
+        let d = ks_statistic(&ea, &eb);
+        assert!((d - 0.5).abs() < 0.03, "d = {d}");
+        let w = wasserstein(&ea, &eb);
+        assert!((w - 0.5).abs() < 0.03, "w = {w}");
+        assert!(ks_statistic(&ea, &ea) == 0.0);
+    }
+}

@@ -1,0 +1,5 @@
+//! The `vigil` binary: parse arguments, run, map the outcome to an exit status.
+
+fn main() -> std::process::ExitCode {
+    vigil::cli::main()
+}

@@ -1,0 +1,221 @@
+//! Building a profile from batches in one pass.
+
+use super::{ColumnProfile, F64Key, LabelProfile, Profile, SourceInfo};
+use crate::batch::{Batch, Col, Layout, Role};
+use crate::profile::moments::Moments;
+use polars::prelude::PlHashMap;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// Accumulates a [`Profile`] batch by batch. Columns are processed in parallel.
+pub struct ProfileBuilder {
+    columns: Vec<ColumnProfile>,
+    label: Option<LabelAcc>,
+    rows: u64,
+}
+
+struct LabelAcc {
+    index: usize,
+    column: String,
+    /// Class key -> dense id.
+    ids: PlHashMap<String, usize>,
+    names: Vec<String>,
+    counts: Vec<u64>,
+    /// Per class id, per numeric feature (index into `features`).
+    moments: Vec<Vec<Moments>>,
+    /// Indices of numeric feature columns.
+    features: Vec<usize>,
+    feature_names: Vec<String>,
+}
+
+impl ProfileBuilder {
+    /// A builder for data laid out as `layout`.
+    pub fn new(layout: &Layout) -> ProfileBuilder {
+        let columns = layout
+            .columns
+            .iter()
+            .map(|c| ColumnProfile::new(&c.name, c.kind()))
+            .collect();
+        let label = layout.label().map(|index| {
+            let features: Vec<usize> = layout
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.role == Role::Feature && c.kind().is_numeric() && c.present())
+                .map(|(i, _)| i)
+                .collect();
+            LabelAcc {
+            index,
+            column: layout.columns[index].name.clone(),
+            ids: PlHashMap::default(),
+            names: Vec::new(),
+            counts: Vec::new(),
+            moments: Vec::new(),
+            feature_names: features.iter().map(|&i| layout.columns[i].name.clone()).collect(),
+            features,
+        }});
+        ProfileBuilder {
+            columns,
+            label,
+            rows: 0,
+        }
+    }
+
+    /// Adds one batch.
+    pub fn add(&mut self, batch: &Batch) {
+        self.rows += batch.len as u64;
+        self.columns
+            .par_iter_mut()
+            .zip(batch.cols.par_iter())
+            .for_each(|(profile, col)| add_column(profile, col));
+        if let Some(label) = &mut self.label {
+            label.add(batch);
+        }
+    }
+
+    /// Finishes the profile.
+    pub fn finish(self, sources: Vec<SourceInfo>) -> Profile {
+        let label = self.label.map(LabelAcc::finish);
+        Profile {
+            format: super::PROFILE_FORMAT.to_string(),
+            version: super::PROFILE_VERSION,
+            vigil_version: crate::VERSION.to_string(),
+            created: super::now_rfc3339(),
+            sources,
+            rows: self.rows,
+            columns: self.columns,
+            label,
+        }
+    }
+}
+
+fn add_column(p: &mut ColumnProfile, col: &Col) {
+    match col {
+        Col::Missing => {}
+        Col::Num(ca) => {
+            p.count += ca.len() as u64;
+            p.nulls += ca.null_count() as u64;
+            let Some(num) = &mut p.numeric else { return };
+            let mut counts: PlHashMap<F64Key, u64> = PlHashMap::default();
+            for arr in ca.downcast_iter() {
+                let values = arr.values().as_slice();
+                let validity = arr.validity();
+                for (i, &x) in values.iter().enumerate() {
+                    if validity.is_some_and(|v| !v.get_bit(i)) {
+                        continue;
+                    }
+                    if !x.is_finite() {
+                        p.non_finite += 1;
+                        continue;
+                    }
+                    num.moments.push(x);
+                    num.sketch.add(x);
+                    num.distinct.add_f64(x);
+                    *counts.entry(F64Key::new(x)).or_default() += 1;
+                }
+            }
+            num.top_values.add_counts(counts);
+        }
+        Col::Str(ca) => {
+            p.count += ca.len() as u64;
+            p.nulls += ca.null_count() as u64;
+            let Some(cat) = &mut p.categorical else { return };
+            let mut counts: PlHashMap<&str, u64> = PlHashMap::default();
+            for s in ca.iter().flatten() {
+                *counts.entry(s).or_default() += 1;
+            }
+            for s in counts.keys() {
+                cat.distinct.add_str(s);
+            }
+            cat.frequencies
+                .add_counts(counts.into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+        Col::Bool(ca) => {
+            p.count += ca.len() as u64;
+            p.nulls += ca.null_count() as u64;
+            let Some(cat) = &mut p.categorical else { return };
+            let trues = ca.sum().unwrap_or(0) as u64;
+            let valid = (ca.len() - ca.null_count()) as u64;
+            for (key, n) in [("true", trues), ("false", valid - trues.min(valid))] {
+                if n > 0 {
+                    cat.distinct.add_str(key);
+                    cat.frequencies.add_n(key.to_string(), n);
+                }
+            }
+        }
+        Col::Other(c) => {
+            p.count += c.len() as u64;
+            p.nulls += c.null_count() as u64;
+        }
+    }
+}
+
+/// The class key of a label value: its text form (integers without a fraction).
+pub fn class_key(col: &Col, i: usize) -> Option<String> {
+    match col {
+        Col::Num(ca) => ca.get(i).map(crate::batch::fmt_num),
+        Col::Str(ca) => ca.get(i).map(str::to_string),
+        Col::Bool(ca) => ca.get(i).map(|b| b.to_string()),
+        _ => None,
+    }
+}
+
+impl LabelAcc {
+    fn add(&mut self, batch: &Batch) {
+        let Some(label) = batch.cols.get(self.index) else {
+            return;
+        };
+        // Class ids per row, then one pass per feature column.
+        let mut ids: Vec<Option<usize>> = Vec::with_capacity(batch.len);
+        for i in 0..batch.len {
+            let id = class_key(label, i).map(|k| self.class_id(k));
+            if let Some(id) = id {
+                self.counts[id] += 1;
+            }
+            ids.push(id);
+        }
+        for (fi, &col_index) in self.features.iter().enumerate() {
+            let Some(Col::Num(ca)) = batch.cols.get(col_index) else {
+                continue;
+            };
+            for (i, v) in ca.iter().enumerate() {
+                if let (Some(x), Some(Some(id))) = (v, ids.get(i)) {
+                    self.moments[*id][fi].push(x);
+                }
+            }
+        }
+    }
+
+    fn class_id(&mut self, key: String) -> usize {
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = self.names.len();
+        self.names.push(key.clone());
+        self.ids.insert(key, id);
+        self.counts.push(0);
+        self.moments
+            .push(vec![Moments::default(); self.features.len()]);
+        id
+    }
+
+    fn finish(self) -> LabelProfile {
+        let mut counts = BTreeMap::new();
+        let mut class_moments = BTreeMap::new();
+        for (id, name) in self.names.iter().enumerate() {
+            counts.insert(name.clone(), self.counts[id]);
+            let feats: BTreeMap<String, Moments> = self
+                .feature_names
+                .iter()
+                .cloned()
+                .zip(self.moments[id].iter().cloned())
+                .collect();
+            class_moments.insert(name.clone(), feats);
+        }
+        LabelProfile {
+            column: self.column,
+            counts,
+            class_moments,
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Seeded synthetic data: the W1 workload behind `vigil demo`, the tests and the benchmarks.
+
+pub mod demo_data;
+pub mod w1;
+pub mod write;
