@@ -121,7 +121,13 @@ fn drifted_w1_names_f01_f02_c1_and_nothing_else() {
         .collect();
     assert_eq!(named, ["c1", "f01", "f02"].map(String::from).into(), "{}", r.stdout);
     let codes: BTreeSet<&str> = f.iter().map(|x| x["code"].as_str().unwrap()).collect();
-    assert!(codes.iter().all(|c| c.starts_with("DRF")), "only drift findings: {codes:?}");
+    // A wider f02 puts a few more values beyond the reference's far-out fences: info only.
+    let serious: BTreeSet<&str> = f
+        .iter()
+        .filter(|x| x["severity"] != "info")
+        .map(|x| x["code"].as_str().unwrap())
+        .collect();
+    assert!(serious.iter().all(|c| c.starts_with("DRF")), "only drift findings: {codes:?}");
     assert!(codes.contains("DRF009"));
     // f02's change is one of spread: the Wasserstein check sees it.
     assert!(columns_of(&f, &["DRF005"]).contains("f02"));

@@ -94,13 +94,17 @@ pub(super) fn render(report: &Report, opts: &RenderOptions, out: &mut dyn Write)
 
     if !run.skipped.is_empty() {
         writeln!(out)?;
+        // One line per reason: "skipped DRF001, DRF002: needs a reference profile".
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
         for s in &run.skipped {
-            writeln!(
-                out,
-                "skipped {}: {}",
-                paint(&s.code, BOLD, color),
-                one_line(&s.reason)
-            )?;
+            match reasons.iter_mut().find(|(r, _)| *r == s.reason) {
+                Some((_, codes)) => codes.push(&s.code),
+                None => reasons.push((&s.reason, vec![&s.code])),
+            }
+        }
+        for (reason, codes) in reasons {
+            let codes: Vec<String> = codes.iter().map(|c| paint(c, BOLD, color)).collect();
+            writeln!(out, "skipped {}: {}", codes.join(", "), one_line(reason))?;
         }
     }
 

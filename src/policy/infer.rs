@@ -2,20 +2,24 @@
 //!
 //! Rules (documented in the written file's header too):
 //! - `type` is the column's type in the data; `nullable = false` when it had no nulls.
-//! - Numeric ranges are the observed `[min, max]` widened by [`RANGE_MARGIN`] of their width on
-//!   each side (10% of the value, or 1, for a constant column); a column that was non-negative
-//!   never gets a negative `min`; integer bounds are rounded outwards.
+//! - Numeric ranges are the observed `[min, max]` widened by [`RANGE_MARGIN`] (25%) of their
+//!   width on each side (25% of the value, or 1, for a constant column). Strictly positive,
+//!   right-skewed columns (Bowley skewness above 0.1, lognormal-like) are widened on the log
+//!   scale instead, so a heavy right tail seen in a sample does not make the range too tight.
+//!   A column that was non-negative never gets a negative `min`; integer bounds are rounded
+//!   outwards.
 //! - Text columns with at most [`MAX_CATEGORIES`] distinct values get a `categories` list, as
 //!   does the label column.
 //! - The id column (`--id`, or a column named `id` whose values were all distinct) gets
 //!   `unique = true`; the label is `--label`, or a column named `label`, `target` or `class`.
 
+use crate::checks::outlier::SKEW_FOR_LOG;
 use crate::profile::Profile;
 use crate::source::ColumnType;
 use std::fmt::Write as _;
 
 /// Share of the observed range added on each side of an inferred range.
-pub const RANGE_MARGIN: f64 = 0.1;
+pub const RANGE_MARGIN: f64 = 0.25;
 /// Most distinct values a text column may have to get a category list.
 pub const MAX_CATEGORIES: usize = 64;
 
@@ -107,13 +111,14 @@ pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> 
     let _ = writeln!(out, "# on {} by vigil {}.", profile.created, crate::VERSION);
     let _ = writeln!(
         out,
-        "# Ranges are the observed range widened by {}% of its width on each side (never below 0",
+        "# Ranges are the observed range widened by {}% of its width on each side (on the log scale for",
         (RANGE_MARGIN * 100.0) as u32
     );
     let _ = writeln!(
         out,
-        "# for a column that was non-negative); text columns with at most {MAX_CATEGORIES} distinct values"
+        "# right-skewed positive columns; never below 0 for a column that was non-negative); text"
     );
+    let _ = writeln!(out, "# columns with at most {MAX_CATEGORIES} distinct values");
     let _ = writeln!(out, "# list their categories. Review before use: this file is the contract your data must keep.");
     let _ = writeln!(out, "version = {}\n", super::POLICY_VERSION);
     let _ = writeln!(out, "[dataset]");
@@ -145,7 +150,11 @@ pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> 
         if let Some(n) = &c.numeric {
             if let (Some(lo), Some(hi)) = (n.moments.min, n.moments.max) {
                 if Some(c.name.as_str()) != id {
-                    let (lo, hi) = widen(lo, hi, c.kind == ColumnType::Int);
+                    let (lo, hi) = if lo > 0.0 && right_skewed(n) && c.kind == ColumnType::Float {
+                        widen_log(lo, hi)
+                    } else {
+                        widen(lo, hi, c.kind == ColumnType::Int)
+                    };
                     let _ = writeln!(out, "min = {}", number(lo, c.kind));
                     let _ = writeln!(out, "max = {}", number(hi, c.kind));
                 }
@@ -208,6 +217,22 @@ pub fn widen(lo: f64, hi: f64, integer: bool) -> (f64, f64) {
     }
 }
 
+/// Whether a column's quartile (Bowley) skewness marks it as right-skewed.
+fn right_skewed(n: &crate::profile::NumericProfile) -> bool {
+    let q = |p| n.sketch.quantile(p);
+    match (q(0.1), q(0.5), q(0.9)) {
+        (Some(a), Some(m), Some(b)) if b > a => (b + a - 2.0 * m) / (b - a) > SKEW_FOR_LOG,
+        _ => false,
+    }
+}
+
+/// The observed range of a strictly positive column widened on the log scale.
+pub fn widen_log(lo: f64, hi: f64) -> (f64, f64) {
+    let (l, h) = (lo.ln(), hi.ln());
+    let margin = RANGE_MARGIN * (h - l).max(0.1);
+    (round_sig((l - margin).exp(), false), round_sig((h + margin).exp(), true))
+}
+
 /// Rounds outwards to 6 significant digits so the file stays readable.
 fn round_sig(x: f64, up: bool) -> f64 {
     if x == 0.0 || !x.is_finite() {
@@ -216,7 +241,8 @@ fn round_sig(x: f64, up: bool) -> f64 {
     let mag = 10f64.powi(x.abs().log10().floor() as i32 - 5);
     let scaled = x / mag;
     let r = if up { scaled.ceil() } else { scaled.floor() };
-    r * mag
+    // r * mag carries binary noise (1.2000000000000002); print and re-read the decimal.
+    format!("{:.6e}", r * mag).parse().unwrap_or(r * mag)
 }
 
 fn number(x: f64, kind: ColumnType) -> String {
@@ -253,10 +279,12 @@ mod tests {
 
     #[test]
     fn ranges_widen_and_stay_non_negative() {
-        assert_eq!(widen(0.5, 10.5, false), (0.0, 11.5));
-        assert_eq!(widen(-1.0, 1.0, false), (-1.2, 1.2));
+        assert_eq!(widen(0.5, 10.5, false), (0.0, 13.0));
+        assert_eq!(widen(-1.0, 1.0, false), (-1.5, 1.5));
         assert_eq!(widen(3.0, 7.0, true), (2.0, 8.0));
         assert_eq!(widen(0.0, 0.0, true), (0.0, 1.0));
+        let (lo, hi) = widen_log(1.0, 100.0);
+        assert!((lo - 0.316227).abs() < 1e-5 && (hi - 316.228).abs() < 1e-2, "{lo} {hi}");
     }
 
     #[test]

@@ -6,39 +6,42 @@ use serde::Deserialize;
 
 declare_check! {
     /// ## What it checks
-    /// Pearson's chi-squared test of the data's category counts against the reference's
-    /// category shares, for every text feature. A column drifts when the effect size Cohen's
-    /// w = sqrt(chi2 / n) is at least `min-w` (default 0.1, a "small" effect) and the
-    /// Bonferroni-corrected p-value is below `alpha` (default 0.05).
+    /// Pearson's two-sample chi-squared test of homogeneity between the reference's and the
+    /// data's category counts, for every text feature. A column drifts when the effect size
+    /// Cramer's V = sqrt(chi2 / n) (n: rows of both samples) is at least `min-v` (default 0.1,
+    /// a "small" effect) and the Bonferroni-corrected p-value is below `alpha` (default 0.05).
     ///
     /// ## Why it matters
     /// A change in the mix of categories changes what the model sees most; a category that is
     /// suddenly frequent can be an injected population.
     ///
     /// ## Example
-    /// `c1`: chi2 = 1.2e6 on 99 degrees of freedom at a million rows, w = 1.1.
+    /// `c1`'s category mix was reshuffled: chi2 = 1.5e5 on 100 degrees of freedom at 20,000
+    /// rows each, V = 0.9.
     ///
     /// ## Configuration
-    /// `[checks.DRF003] min-w = 0.1`, `alpha = 0.05`. Categories with an expected count below
-    /// 10 are lumped into "(other)" (the chi-squared approximation needs expected counts of at
-    /// least 5); p-values from statrs' chi-squared distribution.
+    /// `[checks.DRF003] min-v = 0.1`, `alpha = 0.05`. Categories whose expected count in the
+    /// smaller sample is below 10 are lumped into "(other)" (the chi-squared approximation needs
+    /// at least 5), at most 100 categories are compared; p-values from statrs' chi-squared
+    /// distribution. Both samples count as samples: a goodness-of-fit test against reference
+    /// shares would treat the reference's own sampling noise as drift.
     ///
     /// ## False positives
-    /// At large n the p-value is always tiny; the decision rests on w.
+    /// At large n the p-value is always tiny; the decision rests on V.
     pub struct ChiSquaredDrift;
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Options {
-    /// Smallest Cohen's w that counts as drift.
-    #[serde(default = "d_min_w")]
-    min_w: f64,
+    /// Smallest Cramer's V that counts as drift.
+    #[serde(default = "d_min_v")]
+    min_v: f64,
     /// Significance level after Bonferroni correction.
     #[serde(default = "d_alpha")]
     alpha: f64,
 }
-fn d_min_w() -> f64 {
+fn d_min_v() -> f64 {
     0.1
 }
 fn d_alpha() -> f64 {
@@ -66,8 +69,8 @@ impl Check for ChiSquaredDrift {
     }
     fn validate_options(&self, options: &toml::Table) -> Result<(), String> {
         let o: Options = parse_options(options)?;
-        if !(o.min_w > 0.0) {
-            return Err("`min-w` must be positive".into());
+        if !(o.min_v > 0.0) {
+            return Err("`min-v` must be positive".into());
         }
         if !(o.alpha > 0.0 && o.alpha < 1.0) {
             return Err("`alpha` must be in (0, 1)".into());
@@ -102,22 +105,21 @@ impl CheckRun for Run {
         let m = tables.len();
         let mut out = Vec::new();
         for (name, t) in tables {
-            let (stat, df, p) = t.chi_squared();
-            let w = (stat / t.n_current.max(1) as f64).sqrt();
+            let (stat, df, p, w) = t.chi_squared();
             let p_adj = bonferroni(p, m);
-            if w >= self.o.min_w && p_adj < self.o.alpha {
+            if w >= self.o.min_v && p_adj < self.o.alpha {
                 out.push(Finding {
                     code: "DRF003".into(),
                     check: "chi-squared-drift".into(),
                     severity: self.severity,
                     message: format!(
-                        "`{name}`'s category mix drifted from the reference: chi2 = {stat:.1} on {df} df, w = {w:.3} (threshold {}), corrected p = {p_adj:.2e}",
-                        self.o.min_w
+                        "`{name}`'s category mix drifted from the reference: chi2 = {stat:.1} on {df} df, V = {w:.3} (threshold {}), corrected p = {p_adj:.2e}",
+                        self.o.min_v
                     ),
                     column: Some(name.to_string()),
                     rows: None,
                     evidence: Some(
-                        Evidence::new("cohens_w", w, self.o.min_w)
+                        Evidence::new("cramers_v", w, self.o.min_v)
                             .with("chi2", stat)
                             .with("df", df as u64)
                             .with("p_value", p)

@@ -20,7 +20,7 @@ declare_check! {
     ///
     /// ## Configuration
     /// `[checks.DRF004] threshold = 0.1`, `min-rows = 500`. A category is compared on its own
-    /// when its expected count in the data is at least 10 (at most 100 categories); category
+    /// when its expected count in the smaller sample is at least 10 (at most 100 categories); category
     /// counts come from Misra-Gries summaries whose error bound the evidence reports.
     ///
     /// ## False positives
@@ -104,7 +104,7 @@ impl CheckRun for Run {
                 if t.n_reference < self.o.min_rows || t.n_current < self.o.min_rows {
                     continue;
                 }
-                (js_distance(&t.reference, &t.current_shares()), t.error_bound)
+                (js_distance(&t.reference_shares(), &t.current_shares()), t.error_bound)
             } else {
                 continue;
             };

@@ -194,69 +194,66 @@ pub fn js_distance(p: &[f64], q: &[f64]) -> f64 {
 pub struct CategoryTable {
     /// Category names; the last is `(other)` when anything was lumped.
     pub labels: Vec<String>,
-    /// Reference shares.
+    /// Reference counts.
     pub reference: Vec<f64>,
     /// Current counts.
     pub current: Vec<f64>,
-    /// Rows in the current data counted.
-    pub n_current: u64,
     /// Rows in the reference counted.
     pub n_reference: u64,
+    /// Rows in the current data counted.
+    pub n_current: u64,
     /// Largest undercount of any frequency (Misra-Gries error bounds of both).
     pub error_bound: u64,
 }
 
 /// Most categories compared one by one; the rest are lumped.
 pub const MAX_CATEGORIES: usize = 100;
-/// Expected count a category needs in the current data to be compared on its own.
+/// Expected count a category needs in the smaller sample (at the pooled share) to be compared on
+/// its own; the chi-squared approximation wants at least 5.
 pub const MIN_EXPECTED: f64 = 10.0;
 
-/// Builds the table of two categorical profiles.
+/// Builds the table of two categorical profiles. Categories are chosen on their pooled share,
+/// symmetrically, so sampling noise on either side does not bias which ones are compared.
 pub fn category_table(r: &CategoricalProfile, c: &CategoricalProfile) -> Option<CategoryTable> {
     let (nr, nc) = (r.frequencies.total(), c.frequencies.total());
     if nr == 0 || nc == 0 {
         return None;
     }
+    let n_min = nr.min(nc) as f64;
+    let pooled_n = (nr + nc) as f64;
     let mut keys: Vec<(String, f64, f64)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (k, _) in r.frequencies.iter().chain(c.frequencies.iter()) {
         if !seen.insert(k.clone()) {
             continue;
         }
-        let rs = r.frequencies.count(k) as f64 / nr as f64;
-        let cc = c.frequencies.count(k) as f64;
-        keys.push((k.clone(), rs, cc));
+        keys.push((
+            k.clone(),
+            r.frequencies.count(k) as f64,
+            c.frequencies.count(k) as f64,
+        ));
     }
-    keys.sort_by(|a, b| {
-        let wa = a.1.max(a.2 / nc as f64);
-        let wb = b.1.max(b.2 / nc as f64);
-        wb.total_cmp(&wa).then(a.0.cmp(&b.0))
-    });
+    // Heaviest pooled categories first; ties by name for a deterministic table.
+    keys.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)).then(a.0.cmp(&b.0)));
     let mut table = CategoryTable {
         labels: Vec::new(),
         reference: Vec::new(),
         current: Vec::new(),
-        n_current: nc,
         n_reference: nr,
+        n_current: nc,
         error_bound: r.frequencies.error_bound() + c.frequencies.error_bound(),
     };
-    let (mut other_r, mut other_c) = (0.0, 0.0);
-    for (k, rs, cc) in keys {
-        let expected = rs * nc as f64;
-        if table.labels.len() < MAX_CATEGORIES && (expected >= MIN_EXPECTED || cc >= MIN_EXPECTED) {
+    for (k, rc, cc) in keys {
+        let expected = n_min * (rc + cc) / pooled_n;
+        if table.labels.len() < MAX_CATEGORIES && expected >= MIN_EXPECTED {
             table.labels.push(k);
-            table.reference.push(rs);
+            table.reference.push(rc);
             table.current.push(cc);
-        } else {
-            other_r += rs;
-            other_c += cc;
         }
     }
-    // Whatever the summaries did not keep belongs to "(other)" too.
-    let kept_r: f64 = table.reference.iter().sum();
-    let kept_c: f64 = table.current.iter().sum();
-    other_r = (1.0 - kept_r).max(other_r).max(0.0);
-    other_c = (nc as f64 - kept_c).max(other_c).max(0.0);
+    // Everything else, including what the summaries did not keep, is "(other)".
+    let other_r = (nr as f64 - table.reference.iter().sum::<f64>()).max(0.0);
+    let other_c = (nc as f64 - table.current.iter().sum::<f64>()).max(0.0);
     if other_r > 0.0 || other_c > 0.0 {
         table.labels.push("(other)".into());
         table.reference.push(other_r);
@@ -266,35 +263,40 @@ pub fn category_table(r: &CategoricalProfile, c: &CategoricalProfile) -> Option<
 }
 
 impl CategoryTable {
+    /// Reference shares.
+    pub fn reference_shares(&self) -> Vec<f64> {
+        let n = self.n_reference.max(1) as f64;
+        self.reference.iter().map(|c| c / n).collect()
+    }
+
     /// Current shares.
     pub fn current_shares(&self) -> Vec<f64> {
         let n = self.n_current.max(1) as f64;
         self.current.iter().map(|c| c / n).collect()
     }
 
-    /// Pearson's chi-squared goodness of fit of the current counts to the reference shares:
-    /// (statistic, degrees of freedom, p-value).
-    pub fn chi_squared(&self) -> (f64, usize, f64) {
-        let n = self.n_current as f64;
-        let floor = 0.5 / self.n_reference.max(1) as f64;
-        let stat: f64 = self
-            .reference
-            .iter()
-            .zip(&self.current)
-            .map(|(&r, &o)| {
-                let e = n * r.max(floor);
-                (o - e).powi(2) / e
-            })
-            .sum();
+    /// Pearson's chi-squared test of homogeneity of the 2 x k table (reference vs current):
+    /// (statistic, degrees of freedom, p-value, Cramer's V).
+    pub fn chi_squared(&self) -> (f64, usize, f64, f64) {
+        let (nr, nc) = (self.n_reference as f64, self.n_current as f64);
+        let n = nr + nc;
+        let mut stat = 0.0;
+        for (&r, &c) in self.reference.iter().zip(&self.current) {
+            let col = r + c;
+            if col <= 0.0 {
+                continue;
+            }
+            let (er, ec) = (nr * col / n, nc * col / n);
+            stat += (r - er).powi(2) / er + (c - ec).powi(2) / ec;
+        }
         let df = self.labels.len().saturating_sub(1);
         let p = if df == 0 {
             1.0
         } else {
-            ChiSquared::new(df as f64)
-                .map(|d| d.sf(stat))
-                .unwrap_or(1.0)
+            ChiSquared::new(df as f64).map(|d| d.sf(stat)).unwrap_or(1.0)
         };
-        (stat, df, p)
+        let v = if n > 0.0 { (stat / n).sqrt() } else { 0.0 };
+        (stat, df, p, v)
     }
 }
 

@@ -105,7 +105,7 @@ impl CheckRun for Run {
                 if t.n_reference < self.o.min_rows || t.n_current < self.o.min_rows {
                     continue;
                 }
-                (psi(&t.reference, &t.current_shares()), t.labels.len(), "categories")
+                (psi(&t.reference_shares(), &t.current_shares()), t.labels.len(), "categories")
             } else {
                 continue;
             };

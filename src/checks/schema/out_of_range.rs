@@ -21,8 +21,9 @@ declare_check! {
     ///
     /// ## Configuration
     /// `[columns.NAME] min = ..., max = ...` in the policy. `vigil init` writes the range seen in
-    /// trusted data widened by 10% of its width on each side, and never lets a column that was
-    /// non-negative go below zero. No options of its own.
+    /// trusted data widened by 25% of its width on each side (on the log scale for right-skewed
+    /// positive columns), and never lets a column that was non-negative go below zero. No
+    /// options of its own.
     ///
     /// ## False positives
     /// Ranges inferred from a small sample are tight: widen them by hand for columns that grow
