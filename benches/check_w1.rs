@@ -21,15 +21,54 @@ fn main() {
     let d = dir.path();
     let t = Instant::now();
     let gen = |name: &str, seed, variant| {
-        vigil::synth::write::write(&W1Config { rows, seed, variant }, &d.join(name)).unwrap();
+        vigil::synth::write::write(
+            &W1Config {
+                rows,
+                seed,
+                variant,
+            },
+            &d.join(name),
+        )
+        .unwrap();
     };
     gen("trusted.parquet", 1, Variant::Clean);
     gen("poisoned.parquet", 2, Variant::Poisoned);
-    println!("W1 generated: 2 x {rows} rows in {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "W1 generated: 2 x {rows} rows in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
 
-    let (init, _) = run(d, &["init", "trusted.parquet", "--label", "label", "--id", "id", "-q", "--force"]);
-    let (profile, profile_rss) = run(d, &["profile", "trusted.parquet", "--policy", "vigil.toml", "-o", "ref.json", "-q"]);
-    println!("vigil init: {:.2}s   vigil profile: {:.2}s (peak RSS {})", init.as_secs_f64(), profile.as_secs_f64(), mib(profile_rss));
+    let (init, _) = run(
+        d,
+        &[
+            "init",
+            "trusted.parquet",
+            "--label",
+            "label",
+            "--id",
+            "id",
+            "-q",
+            "--force",
+        ],
+    );
+    let (profile, profile_rss) = run(
+        d,
+        &[
+            "profile",
+            "trusted.parquet",
+            "--policy",
+            "vigil.toml",
+            "-o",
+            "ref.json",
+            "-q",
+        ],
+    );
+    println!(
+        "vigil init: {:.2}s   vigil profile: {:.2}s (peak RSS {})",
+        init.as_secs_f64(),
+        profile.as_secs_f64(),
+        mib(profile_rss)
+    );
 
     // Best of three for each, interleaved so machine noise hits both alike.
     let mut read_best = f64::MAX;
@@ -50,7 +89,20 @@ fn main() {
 
         let (took, rss) = run(
             d,
-            &["check", "poisoned.parquet", "--policy", "vigil.toml", "--reference", "ref.json", "-q", "-f", "json", "-o", "report.json", "--exit-zero"],
+            &[
+                "check",
+                "poisoned.parquet",
+                "--policy",
+                "vigil.toml",
+                "--reference",
+                "ref.json",
+                "-q",
+                "-f",
+                "json",
+                "-o",
+                "report.json",
+                "--exit-zero",
+            ],
         );
         check_best = check_best.min(took.as_secs_f64());
         check_rss = check_rss.max(rss);
@@ -64,7 +116,10 @@ fn main() {
     println!("polars read (scan_parquet + collect): {read_best:.3}s");
     println!("vigil check (policy + reference, all checks): {check_best:.3}s");
     println!("ratio: {:.2} (target <= 5)", check_best / read_best);
-    println!("vigil check peak RSS: {} (target <= 1536 MiB at 1M rows)", mib(check_rss));
+    println!(
+        "vigil check peak RSS: {} (target <= 1536 MiB at 1M rows)",
+        mib(check_rss)
+    );
 }
 
 fn mib(kib: u64) -> String {
@@ -95,7 +150,10 @@ fn run(dir: &Path, args: &[&str]) -> (Duration, u64) {
             }
         }
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success() || status.code() == Some(1), "vigil {args:?} failed: {status}");
+            assert!(
+                status.success() || status.code() == Some(1),
+                "vigil {args:?} failed: {status}"
+            );
             break;
         }
         std::thread::sleep(Duration::from_millis(5));

@@ -209,7 +209,10 @@ impl Col {
     pub fn display(&self, i: usize) -> String {
         match self {
             Col::Num(c) => c.get(i).map(fmt_num).unwrap_or_else(|| "null".into()),
-            Col::Str(c) => c.get(i).map(str::to_string).unwrap_or_else(|| "null".into()),
+            Col::Str(c) => c
+                .get(i)
+                .map(str::to_string)
+                .unwrap_or_else(|| "null".into()),
             Col::Bool(c) => c
                 .get(i)
                 .map(|b| b.to_string())
@@ -425,7 +428,7 @@ mod tests {
     #[test]
     fn text_numbers_parse_and_bad_cells_are_kept() {
         let df = df!("x" => ["1.5", "abc", "", "NaN"]).unwrap_or_default();
-        let col = df.column("x").map(|c| c.clone()).ok();
+        let col = df.column("x").cloned().ok();
         let Some(col) = col else { panic!("column") };
         let (c, bad) = convert(&col, ColumnType::Float);
         assert_eq!(bad.len(), 1);
@@ -442,6 +445,12 @@ mod tests {
         let df = df!("x" => [1.0f64, 2.5, 3.0]).unwrap_or_default();
         let Ok(col) = df.column("x") else { panic!() };
         let (_, bad) = convert(col, ColumnType::Int);
-        assert_eq!(bad, vec![WrongType { row: 1, raw: "2.5".into() }]);
+        assert_eq!(
+            bad,
+            vec![WrongType {
+                row: 1,
+                raw: "2.5".into()
+            }]
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! tampered model files. This crate is the `vigil` binary's library: sources, profiles, checks,
 //! findings and their renderers.
 
+pub mod atomic_write;
 pub mod batch;
 pub mod checks;
 pub mod cli;

@@ -53,15 +53,27 @@ pub fn check_registry(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    gauge(CHECK_LAST_RUN, "When the last vigil check run finished (Unix seconds).", &["dataset"])?
-        .with_label_values(&[dataset])
-        .set(finished);
-    gauge(CHECK_DURATION, "Wall time of the last vigil check run.", &["dataset"])?
-        .with_label_values(&[dataset])
-        .set(report.run.elapsed_seconds);
-    gauge(CHECK_ROWS, "Data rows read by the last vigil check run.", &["dataset"])?
-        .with_label_values(&[dataset])
-        .set(report.run.rows as f64);
+    gauge(
+        CHECK_LAST_RUN,
+        "When the last vigil check run finished (Unix seconds).",
+        &["dataset"],
+    )?
+    .with_label_values(&[dataset])
+    .set(finished);
+    gauge(
+        CHECK_DURATION,
+        "Wall time of the last vigil check run.",
+        &["dataset"],
+    )?
+    .with_label_values(&[dataset])
+    .set(report.run.elapsed_seconds);
+    gauge(
+        CHECK_ROWS,
+        "Data rows read by the last vigil check run.",
+        &["dataset"],
+    )?
+    .with_label_values(&[dataset])
+    .set(report.run.rows as f64);
     gauge(
         CHECK_PASSED,
         "1 when the last vigil check run had no finding at or above --fail-on, else 0.",
@@ -88,7 +100,9 @@ pub fn check_registry(
     // Every check that ran reports 0 rather than being absent, so alerts see it recover.
     for code in &report.run.checks_run {
         for sev in Severity::ALL {
-            findings.with_label_values(&[dataset, code, sev.as_str()]).set(0.0);
+            findings
+                .with_label_values(&[dataset, code, sev.as_str()])
+                .set(0.0);
         }
         flagged.with_label_values(&[dataset, code]).set(0.0);
     }
@@ -126,13 +140,7 @@ pub fn encode(registry: &Registry) -> prometheus::Result<String> {
 /// Writes the textfile atomically (temp file + rename), as node_exporter's collector expects.
 pub fn write_textfile(registry: &Registry, path: &std::path::Path) -> anyhow::Result<()> {
     let text = encode(registry)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    crate::atomic_write::write_atomic(path, text.as_bytes())?;
     Ok(())
 }
 

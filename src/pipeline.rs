@@ -170,7 +170,14 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
     let hash_source = req.source;
     let (current, sha) = std::thread::scope(|s| {
         let sha = s.spawn(|| hash_source.sha256());
-        let current = scan(req, &layout, &ctx, &mut runs, sink.as_mut(), first_pass.is_none());
+        let current = scan(
+            req,
+            &layout,
+            &ctx,
+            &mut runs,
+            sink.as_mut(),
+            first_pass.is_none(),
+        );
         let sha = sha.join().unwrap_or_else(|_| Ok(String::new()));
         (current, sha)
     });
@@ -269,10 +276,11 @@ fn scan(
 }
 
 /// `--flagged-rows FILE`: every flagged row with the codes that flagged it, as CSV
-/// (`row,codes`, codes joined by `;`, rows 0-based and in order).
+/// (`row,codes`, codes joined by `;`, rows 0-based and in order). Written to a temporary file
+/// that replaces FILE only when the run completes, so a failed run leaves no partial list.
 struct FlaggedRows {
     path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    out: std::io::BufWriter<tempfile::NamedTempFile>,
 }
 
 impl FlaggedRows {
@@ -281,7 +289,11 @@ impl FlaggedRows {
             path: path.display().to_string(),
             source,
         };
-        let file = std::fs::File::create(path).map_err(err)?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let file = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
         let mut out = std::io::BufWriter::new(file);
         writeln!(out, "row,codes").map_err(err)?;
         Ok(FlaggedRows {
@@ -315,12 +327,22 @@ impl FlaggedRows {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(), RunError> {
-        let path = self.path.display().to_string();
-        self.out
-            .flush()
-            .and_then(|_| self.out.get_ref().sync_all())
-            .map_err(|source| RunError::Output { path, source })
+    fn finish(self) -> Result<(), RunError> {
+        let path = self.path;
+        let err = |source| RunError::Output {
+            path: path.display().to_string(),
+            source,
+        };
+        let tmp = self.out.into_inner().map_err(|e| err(e.into_error()))?;
+        tmp.as_file().sync_all().map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+                .map_err(err)?;
+        }
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        Ok(())
     }
 }
 

@@ -8,10 +8,18 @@ use std::fs;
 
 fn assert_clean_failure(r: &common::Run, must_name: &[&str]) {
     assert_eq!(r.code, 2, "exit code; stderr:\n{}", r.stderr);
-    assert!(r.stdout.is_empty(), "nothing on stdout on failure: {}", r.stdout);
+    assert!(
+        r.stdout.is_empty(),
+        "nothing on stdout on failure: {}",
+        r.stdout
+    );
     assert!(!r.stderr.contains("panicked"), "panic: {}", r.stderr);
     for s in must_name {
-        assert!(r.stderr.contains(s), "stderr should name {s:?}:\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(s),
+            "stderr should name {s:?}:\n{}",
+            r.stderr
+        );
     }
 }
 
@@ -90,7 +98,10 @@ fn column_with_the_wrong_type_under_a_policy_is_a_finding() {
         "version = 1\n[columns.x]\ntype = \"int\"\n[columns.y]\ntype = \"int\"\n",
     )
     .unwrap();
-    let r = vigil(dir.path(), &["check", "typed.csv", "--policy", "p.toml", "-q"]);
+    let r = vigil(
+        dir.path(),
+        &["check", "typed.csv", "--policy", "p.toml", "-q"],
+    );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("SCH001"), "{}", r.stdout);
     assert!(r.stdout.contains("row 20000: oops"), "{}", r.stdout);
@@ -99,7 +110,13 @@ fn column_with_the_wrong_type_under_a_policy_is_a_finding() {
 #[test]
 fn truncated_parquet() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, _) = common::w1(dir.path(), "d.parquet", 2_000, 3, vigil::synth::w1::Variant::Clean);
+    let (path, _) = common::w1(
+        dir.path(),
+        "d.parquet",
+        2_000,
+        3,
+        vigil::synth::w1::Variant::Clean,
+    );
     let bytes = fs::read(&path).unwrap();
     fs::write(dir.path().join("cut.parquet"), &bytes[..bytes.len() / 2]).unwrap();
     let r = vigil(dir.path(), &["check", "cut.parquet", "-q"]);
@@ -121,7 +138,11 @@ fn corrupt_parquet() {
 fn invalid_policy_syntax() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("d.csv"), "a\n1\n").unwrap();
-    fs::write(dir.path().join("p.toml"), "version = 1\n[columns.a\ntype = \"int\"\n").unwrap();
+    fs::write(
+        dir.path().join("p.toml"),
+        "version = 1\n[columns.a\ntype = \"int\"\n",
+    )
+    .unwrap();
     let r = vigil(dir.path(), &["check", "d.csv", "--policy", "p.toml"]);
     assert_clean_failure(&r, &["p.toml:2:"]);
 }

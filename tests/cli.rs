@@ -102,17 +102,37 @@ fn check_reports_each_schema_problem() {
     schema_fixture(dir.path());
     let r = vigil(
         dir.path(),
-        &["check", "data.csv", "--policy", "vigil.toml", "--flagged-rows", "flagged.csv"],
+        &[
+            "check",
+            "data.csv",
+            "--policy",
+            "vigil.toml",
+            "--flagged-rows",
+            "flagged.csv",
+        ],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
-    for code in ["SCH001", "SCH002", "SCH003", "SCH004", "SCH005", "SCH006", "SCH010"] {
+    for code in [
+        "SCH001", "SCH002", "SCH003", "SCH004", "SCH005", "SCH006", "SCH010",
+    ] {
         assert!(r.stdout.contains(code), "{code} missing from\n{}", r.stdout);
     }
     redactions().bind(|| insta::assert_snapshot!("check_schema_text", r.snapshot()));
 
     let flagged = fs::read_to_string(dir.path().join("flagged.csv")).unwrap();
-    for line in ["40,SCH006", "41,SCH003", "42,SCH004", "43,SCH005", "44,SCH002", "45,SCH001", "46,SCH010"] {
-        assert!(flagged.lines().any(|l| l.starts_with(line)), "{line} not in\n{flagged}");
+    for line in [
+        "40,SCH006",
+        "41,SCH003",
+        "42,SCH004",
+        "43,SCH005",
+        "44,SCH002",
+        "45,SCH001",
+        "46,SCH010",
+    ] {
+        assert!(
+            flagged.lines().any(|l| l.starts_with(line)),
+            "{line} not in\n{flagged}"
+        );
     }
 }
 
@@ -120,7 +140,10 @@ fn check_reports_each_schema_problem() {
 fn check_formats_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     schema_fixture(dir.path());
-    let j = vigil(dir.path(), &["check", "data.csv", "-p", "vigil.toml", "-f", "json"]);
+    let j = vigil(
+        dir.path(),
+        &["check", "data.csv", "-p", "vigil.toml", "-f", "json"],
+    );
     assert_eq!(j.code, 1);
     let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(v["schema"], "vigil-report");
@@ -129,12 +152,27 @@ fn check_formats_are_valid() {
     assert_eq!(v["run"]["rows"], 47);
     assert!(v["findings"].as_array().unwrap().len() >= 7);
 
-    let s = vigil(dir.path(), &["check", "data.csv", "-p", "vigil.toml", "-f", "sarif"]);
+    let s = vigil(
+        dir.path(),
+        &["check", "data.csv", "-p", "vigil.toml", "-f", "sarif"],
+    );
     let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
     assert_eq!(v["version"], "2.1.0");
     assert!(!v["runs"][0]["results"].as_array().unwrap().is_empty());
 
-    let x = vigil(dir.path(), &["check", "data.csv", "-p", "vigil.toml", "-f", "junit", "-o", "r.xml"]);
+    let x = vigil(
+        dir.path(),
+        &[
+            "check",
+            "data.csv",
+            "-p",
+            "vigil.toml",
+            "-f",
+            "junit",
+            "-o",
+            "r.xml",
+        ],
+    );
     assert_eq!(x.code, 1);
     assert!(x.stdout.is_empty());
     let xml = fs::read_to_string(dir.path().join("r.xml")).unwrap();
@@ -146,9 +184,23 @@ fn check_formats_are_valid() {
 fn fail_on_and_exit_zero() {
     let dir = tempfile::tempdir().unwrap();
     schema_fixture(dir.path());
-    let r = vigil(dir.path(), &["check", "data.csv", "-p", "vigil.toml", "--fail-on", "critical", "-q"]);
+    let r = vigil(
+        dir.path(),
+        &[
+            "check",
+            "data.csv",
+            "-p",
+            "vigil.toml",
+            "--fail-on",
+            "critical",
+            "-q",
+        ],
+    );
     assert_eq!(r.code, 0, "no critical findings");
-    let r = vigil(dir.path(), &["check", "data.csv", "-p", "vigil.toml", "--exit-zero", "-q"]);
+    let r = vigil(
+        dir.path(),
+        &["check", "data.csv", "-p", "vigil.toml", "--exit-zero", "-q"],
+    );
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("FAIL"));
 }
@@ -167,10 +219,24 @@ fn init_profile_check_round_trip_on_clean_data() {
         .unwrap()
         .to_string();
     let f10_min: f64 = f10_min.trim_start_matches("min = ").parse().unwrap();
-    assert!((0.0..1.0).contains(&f10_min), "f10 (lognormal, positive) keeps a positive floor: {f10_min}");
+    assert!(
+        (0.0..1.0).contains(&f10_min),
+        "f10 (lognormal, positive) keeps a positive floor: {f10_min}"
+    );
     // Fresh clean data from the same generator passes.
     w1(dir.path(), "new.csv", 5_000, 99, Variant::Clean);
-    let r = vigil(dir.path(), &["check", "new.csv", "-p", "vigil.toml", "-r", "ref.json", "-q"]);
+    let r = vigil(
+        dir.path(),
+        &[
+            "check",
+            "new.csv",
+            "-p",
+            "vigil.toml",
+            "-r",
+            "ref.json",
+            "-q",
+        ],
+    );
     assert_eq!(r.code, 0, "clean data should pass:\n{}", r.stdout);
 }
 
@@ -180,15 +246,25 @@ fn profile_merge_cli() {
     w1(dir.path(), "a.csv", 3_000, 1, Variant::Clean);
     w1(dir.path(), "b.parquet", 2_000, 2, Variant::Clean);
     for (data, out) in [("a.csv", "a.json"), ("b.parquet", "b.json")] {
-        let r = vigil(dir.path(), &["profile", data, "--label", "label", "-o", out]);
+        let r = vigil(
+            dir.path(),
+            &["profile", data, "--label", "label", "-o", out],
+        );
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
-    let r = vigil(dir.path(), &["profile", "merge", "a.json", "b.json", "-o", "ab.json"]);
+    let r = vigil(
+        dir.path(),
+        &["profile", "merge", "a.json", "b.json", "-o", "ab.json"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let p = vigil::profile::Profile::load(&dir.path().join("ab.json").display().to_string()).unwrap();
+    let p =
+        vigil::profile::Profile::load(&dir.path().join("ab.json").display().to_string()).unwrap();
     assert_eq!(p.rows, 5_000);
     assert_eq!(p.sources.len(), 2);
-    assert_eq!(p.label.as_ref().unwrap().counts.values().sum::<u64>(), 5_000);
+    assert_eq!(
+        p.label.as_ref().unwrap().counts.values().sum::<u64>(),
+        5_000
+    );
 }
 
 #[test]
@@ -212,9 +288,19 @@ fn ndjson_is_read() {
     fs::write(dir.path().join("d.jsonl"), text).unwrap();
     let r = vigil(dir.path(), &["profile", "d.jsonl", "-o", "p.json", "-q"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let p = vigil::profile::Profile::load(&dir.path().join("p.json").display().to_string()).unwrap();
+    let p =
+        vigil::profile::Profile::load(&dir.path().join("p.json").display().to_string()).unwrap();
     assert_eq!(p.rows, 100);
-    assert_eq!(p.column("c").unwrap().categorical.as_ref().unwrap().frequencies.len(), 3);
+    assert_eq!(
+        p.column("c")
+            .unwrap()
+            .categorical
+            .as_ref()
+            .unwrap()
+            .frequencies
+            .len(),
+        3
+    );
 }
 
 #[test]
@@ -223,26 +309,60 @@ fn metrics_textfile_is_written() {
     schema_fixture(dir.path());
     let r = vigil(
         dir.path(),
-        &["check", "data.csv", "-p", "vigil.toml", "--metrics-textfile", "vigil.prom", "--dataset-name", "demo", "-q"],
+        &[
+            "check",
+            "data.csv",
+            "-p",
+            "vigil.toml",
+            "--metrics-textfile",
+            "vigil.prom",
+            "--dataset-name",
+            "demo",
+            "-q",
+        ],
     );
     assert_eq!(r.code, 1);
     let prom = fs::read_to_string(dir.path().join("vigil.prom")).unwrap();
     assert!(prom.contains("# TYPE vigil_check_findings gauge"), "{prom}");
-    assert!(prom.contains(r#"vigil_check_findings{code="SCH003",dataset="demo",severity="error"} 1"#), "{prom}");
-    assert!(prom.contains(r#"vigil_check_passed{dataset="demo"} 0"#), "{prom}");
-    assert!(prom.contains(r#"vigil_check_rows{dataset="demo"} 47"#), "{prom}");
+    assert!(
+        prom.contains(r#"vigil_check_findings{code="SCH003",dataset="demo",severity="error"} 1"#),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(r#"vigil_check_passed{dataset="demo"} 0"#),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(r#"vigil_check_rows{dataset="demo"} 47"#),
+        "{prom}"
+    );
 }
 
 #[test]
 fn demo_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("demo");
-    let r = vigil(dir.path(), &["demo", "--dir", out.to_str().unwrap(), "--rows", "20000"]);
+    let r = vigil(
+        dir.path(),
+        &["demo", "--dir", out.to_str().unwrap(), "--rows", "20000"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for code in ["OUT001", "SCH002", "SCH003", "SCH004", "OUT003", "DRF002", "DRF009"] {
-        assert!(r.stdout.contains(code), "demo should show {code}:\n{}", r.stdout);
+    for code in [
+        "OUT001", "SCH002", "SCH003", "SCH004", "OUT003", "DRF002", "DRF009",
+    ] {
+        assert!(
+            r.stdout.contains(code),
+            "demo should show {code}:\n{}",
+            r.stdout
+        );
     }
-    for f in ["trusted.csv", "incoming.csv", "vigil.toml", "reference.json", "flagged-rows.csv"] {
+    for f in [
+        "trusted.csv",
+        "incoming.csv",
+        "vigil.toml",
+        "reference.json",
+        "flagged-rows.csv",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
 }

@@ -45,7 +45,19 @@ fn poisoned_w1_names_every_injected_kind() {
     let (_, truth) = w1(dir.path(), "poisoned.parquet", ROWS, 2, Variant::Poisoned);
     let r = vigil(
         dir.path(),
-        &["check", "poisoned.parquet", "-p", "vigil.toml", "-r", "ref.json", "-f", "json", "--flagged-rows", "rows.csv", "-q"],
+        &[
+            "check",
+            "poisoned.parquet",
+            "-p",
+            "vigil.toml",
+            "-r",
+            "ref.json",
+            "-f",
+            "json",
+            "--flagged-rows",
+            "rows.csv",
+            "-q",
+        ],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let f = findings(&r.stdout);
@@ -53,7 +65,10 @@ fn poisoned_w1_names_every_injected_kind() {
     let get = |code: &str| rows.get(code).cloned().unwrap_or_default();
 
     // Nulls: every injected null is flagged, in exactly the three columns.
-    assert_eq!(columns_of(&f, &["SCH002"]), ["c1", "f03", "f07"].map(String::from).into());
+    assert_eq!(
+        columns_of(&f, &["SCH002"]),
+        ["c1", "f03", "f07"].map(String::from).into()
+    );
     let nulls = get("SCH002");
     for (row, _) in &truth.nulls {
         assert!(nulls.contains(&(*row as u64)), "null row {row} missed");
@@ -63,10 +78,16 @@ fn poisoned_w1_names_every_injected_kind() {
     // Schema abuse: unknown categories and negative f10.
     let unknown = get("SCH004");
     let truth_unknown: HashSet<u64> = truth.unknown_category.iter().map(|&r| r as u64).collect();
-    assert_eq!(unknown, truth_unknown, "SCH004 flags exactly the unknown-category rows");
+    assert_eq!(
+        unknown, truth_unknown,
+        "SCH004 flags exactly the unknown-category rows"
+    );
     let out_of_range = get("SCH003");
     for row in &truth.negative_f10 {
-        assert!(out_of_range.contains(&(*row as u64)), "negative f10 row {row} missed");
+        assert!(
+            out_of_range.contains(&(*row as u64)),
+            "negative f10 row {row} missed"
+        );
     }
     assert!(columns_of(&f, &["SCH003"]).contains("f10"));
 
@@ -87,21 +108,43 @@ fn poisoned_w1_names_every_injected_kind() {
         .collect();
     let hit = plain.iter().filter(|r| z.contains(r)).count();
     let recall = hit as f64 / plain.len() as f64;
-    assert!(recall >= 0.95, "OUT001 recall {recall:.3} on {} rows", plain.len());
+    assert!(
+        recall >= 0.95,
+        "OUT001 recall {recall:.3} on {} rows",
+        plain.len()
+    );
     let false_pos = z.iter().filter(|r| !outlier_rows.contains(r)).count();
     let precision = 1.0 - false_pos as f64 / z.len().max(1) as f64;
-    assert!(precision >= 0.95, "OUT001 precision {precision:.3} ({false_pos} of {})", z.len());
+    assert!(
+        precision >= 0.95,
+        "OUT001 precision {precision:.3} ({false_pos} of {})",
+        z.len()
+    );
 
     // The backdoor's exact values pile up: a value spike in f05 and f12.
     let spikes = columns_of(&f, &["OUT003"]);
-    assert!(spikes.contains("f05") && spikes.contains("f12"), "value spikes: {spikes:?}");
+    assert!(
+        spikes.contains("f05") && spikes.contains("f12"),
+        "value spikes: {spikes:?}"
+    );
     let spike_values: Vec<String> = f
         .iter()
         .filter(|x| x["code"] == "OUT003")
-        .map(|x| x["evidence"]["details"]["value"].as_str().unwrap().to_string())
+        .map(|x| {
+            x["evidence"]["details"]["value"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert!(spike_values.contains(&"7.777".to_string()), "{spike_values:?}");
-    assert!(spike_values.contains(&"-3.333".to_string()), "{spike_values:?}");
+    assert!(
+        spike_values.contains(&"7.777".to_string()),
+        "{spike_values:?}"
+    );
+    assert!(
+        spike_values.contains(&"-3.333".to_string()),
+        "{spike_values:?}"
+    );
     assert!(spikes.len() <= 3, "few spurious spikes: {spikes:?}");
 }
 
@@ -111,7 +154,17 @@ fn drifted_w1_names_f01_f02_c1_and_nothing_else() {
     w1(dir.path(), "drifted.csv", ROWS, 2, Variant::Drifted);
     let r = vigil(
         dir.path(),
-        &["check", "drifted.csv", "-p", "vigil.toml", "-r", "ref.json", "-f", "json", "-q"],
+        &[
+            "check",
+            "drifted.csv",
+            "-p",
+            "vigil.toml",
+            "-r",
+            "ref.json",
+            "-f",
+            "json",
+            "-q",
+        ],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let f = findings(&r.stdout);
@@ -119,7 +172,12 @@ fn drifted_w1_names_f01_f02_c1_and_nothing_else() {
         .iter()
         .filter_map(|x| x["column"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(named, ["c1", "f01", "f02"].map(String::from).into(), "{}", r.stdout);
+    assert_eq!(
+        named,
+        ["c1", "f01", "f02"].map(String::from).into(),
+        "{}",
+        r.stdout
+    );
     let codes: BTreeSet<&str> = f.iter().map(|x| x["code"].as_str().unwrap()).collect();
     // A wider f02 puts a few more values beyond the reference's far-out fences: info only.
     let serious: BTreeSet<&str> = f
@@ -127,7 +185,10 @@ fn drifted_w1_names_f01_f02_c1_and_nothing_else() {
         .filter(|x| x["severity"] != "info")
         .map(|x| x["code"].as_str().unwrap())
         .collect();
-    assert!(serious.iter().all(|c| c.starts_with("DRF")), "only drift findings: {codes:?}");
+    assert!(
+        serious.iter().all(|c| c.starts_with("DRF")),
+        "only drift findings: {codes:?}"
+    );
     assert!(codes.contains("DRF009"));
     // f02's change is one of spread: the Wasserstein check sees it.
     assert!(columns_of(&f, &["DRF005"]).contains("f02"));
@@ -141,14 +202,27 @@ fn clean_w1_against_its_reference_is_quiet() {
     w1(dir.path(), "clean.parquet", ROWS, 3, Variant::Clean);
     let r = vigil(
         dir.path(),
-        &["check", "clean.parquet", "-p", "vigil.toml", "-r", "ref.json", "-f", "json", "--fail-on", "info", "-q"],
+        &[
+            "check",
+            "clean.parquet",
+            "-p",
+            "vigil.toml",
+            "-r",
+            "ref.json",
+            "-f",
+            "json",
+            "--fail-on",
+            "info",
+            "-q",
+        ],
     );
     let f = findings(&r.stdout);
     let codes: Vec<&str> = f.iter().map(|x| x["code"].as_str().unwrap()).collect();
     // Clean data from the same distribution: nothing at warning or above, and at most a few
     // IQR-fence infos from the natural tails.
     assert!(
-        f.iter().all(|x| x["severity"] == "info" && x["code"] == "OUT002"),
+        f.iter()
+            .all(|x| x["severity"] == "info" && x["code"] == "OUT002"),
         "unexpected findings on clean data: {codes:?}\n{}",
         r.stdout
     );

@@ -64,8 +64,15 @@ mod tests {
             assert!(seen.insert(c.code()), "duplicate code {}", c.code());
             let code = c.code();
             assert_eq!(&code[..3], c.family().prefix(), "{code} prefix");
-            assert!(code.len() == 6 && code[3..].chars().all(|ch| ch.is_ascii_digit()), "{code}");
-            assert_eq!(find(code).map(|f| f.code()), Some(code), "{code} round-trips");
+            assert!(
+                code.len() == 6 && code[3..].chars().all(|ch| ch.is_ascii_digit()),
+                "{code}"
+            );
+            assert_eq!(
+                find(code).map(|f| f.code()),
+                Some(code),
+                "{code} round-trips"
+            );
             assert_eq!(find(&code.to_lowercase()).map(|f| f.code()), Some(code));
         }
     }
@@ -78,7 +85,8 @@ mod tests {
             assert!(seen.insert(n), "duplicate name {n}");
             assert!(
                 !n.is_empty()
-                    && n.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+                    && n.chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
                     && !n.starts_with('-')
                     && !n.ends_with('-')
                     && !n.contains("--"),
@@ -107,7 +115,11 @@ mod tests {
     #[test]
     fn default_options_validate_and_unknown_keys_are_rejected() {
         for c in CHECKS {
-            assert!(c.validate_options(&toml::Table::new()).is_ok(), "{}", c.code());
+            assert!(
+                c.validate_options(&toml::Table::new()).is_ok(),
+                "{}",
+                c.code()
+            );
             let mut t = toml::Table::new();
             t.insert("no-such-option".into(), toml::Value::Integer(1));
             let err = c.validate_options(&t).err();

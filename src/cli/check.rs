@@ -93,7 +93,13 @@ pub fn rule_infos() -> Vec<RuleInfo> {
 }
 
 /// Renders a report to bytes.
-pub fn render(report: &Report, format: OutputFormat, color: bool, fail_on: Severity, rows_shown: usize) -> anyhow::Result<Vec<u8>> {
+pub fn render(
+    report: &Report,
+    format: OutputFormat,
+    color: bool,
+    fail_on: Severity,
+    rows_shown: usize,
+) -> anyhow::Result<Vec<u8>> {
     let opts = RenderOptions {
         color,
         fail_on,

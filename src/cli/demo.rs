@@ -32,10 +32,14 @@ pub fn run(a: DemoArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
     }
     let dir = match a.dir {
         Some(d) => {
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
             d
         }
-        None => tempfile::Builder::new().prefix("vigil-demo-").tempdir()?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("vigil-demo-")
+            .tempdir()?
+            .keep(),
     };
     let say = |s: String| {
         if !g.quiet {
@@ -44,13 +48,20 @@ pub fn run(a: DemoArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
     };
     let trusted = dir.join("trusted.csv");
     let incoming = dir.join("incoming.csv");
-    say(format!("1. generating {} trusted rows and {} incoming rows (W1, seed {})", a.rows, a.rows, a.seed));
+    say(format!(
+        "1. generating {} trusted rows and {} incoming rows (W1, seed {})",
+        a.rows, a.rows, a.seed
+    ));
     demo_data::write_trusted(&trusted, a.rows, a.seed)?;
     let planted = demo_data::write_incoming(&incoming, a.rows, a.seed.wrapping_add(1))?;
     say(format!("   planted in incoming.csv: {planted}"));
 
     let policy_path = dir.join("vigil.toml");
-    say(format!("2. vigil init {} -> {}", trusted.display(), policy_path.display()));
+    say(format!(
+        "2. vigil init {} -> {}",
+        trusted.display(),
+        policy_path.display()
+    ));
     let src = Source::open(&trusted.display().to_string())?;
     let mut layout = Layout::resolve(&src, None)?;
     for c in &mut layout.columns {
@@ -64,7 +75,11 @@ pub fn run(a: DemoArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
     std::fs::write(&policy_path, &text)?;
 
     let reference_path = dir.join("reference.json");
-    say(format!("3. vigil profile {} -o {}", trusted.display(), reference_path.display()));
+    say(format!(
+        "3. vigil profile {} -o {}",
+        trusted.display(),
+        reference_path.display()
+    ));
     profile.save(&reference_path.display().to_string())?;
 
     say(format!(

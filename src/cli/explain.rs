@@ -26,10 +26,7 @@ pub enum DocFormat {
 /// Runs `vigil explain`.
 pub fn run(a: ExplainArgs) -> anyhow::Result<ExitStatus> {
     let Some(check) = registry::find(&a.code) else {
-        anyhow::bail!(
-            "unknown check `{}`; `vigil rules` lists them all",
-            a.code
-        );
+        anyhow::bail!("unknown check `{}`; `vigil rules` lists them all", a.code);
     };
     let text = match a.format {
         DocFormat::Text => format!(

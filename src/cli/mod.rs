@@ -151,9 +151,8 @@ pub fn emit(path: Option<&std::path::Path>, text: &[u8]) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
     match path {
-        Some(p) if p.as_os_str() != "-" => {
-            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))
-        }
+        Some(p) if p.as_os_str() != "-" => crate::atomic_write::write_atomic(p, text)
+            .with_context(|| format!("cannot write {}", p.display())),
         _ => {
             let mut out = std::io::stdout().lock();
             out.write_all(text)?;

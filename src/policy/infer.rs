@@ -39,7 +39,9 @@ pub struct InitOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
     /// `--label` or `--id` names a column the data does not have.
-    #[error("--{role} names column `{column}`, which the data does not have (columns: {available})")]
+    #[error(
+        "--{role} names column `{column}`, which the data does not have (columns: {available})"
+    )]
     UnknownColumn {
         /// `label` or `id`.
         role: &'static str,
@@ -51,7 +53,10 @@ pub enum InferError {
 }
 
 /// Works out the label and id columns: the options, else well-known names.
-pub fn roles(profile: &Profile, opts: &InitOptions) -> Result<(Option<String>, Option<String>), InferError> {
+pub fn roles(
+    profile: &Profile,
+    opts: &InitOptions,
+) -> Result<(Option<String>, Option<String>), InferError> {
     let has = |n: &str| profile.column(n).is_some();
     let available = || {
         profile
@@ -75,7 +80,12 @@ pub fn roles(profile: &Profile, opts: &InitOptions) -> Result<(Option<String>, O
     let label = opts.label.clone().or_else(|| {
         LABEL_NAMES
             .iter()
-            .find_map(|n| profile.columns.iter().find(|c| c.name.eq_ignore_ascii_case(n)))
+            .find_map(|n| {
+                profile
+                    .columns
+                    .iter()
+                    .find(|c| c.name.eq_ignore_ascii_case(n))
+            })
             .map(|c| c.name.clone())
     });
     let id = opts.id.clone().or_else(|| {
@@ -107,7 +117,10 @@ pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> 
         .first()
         .map(|s| format!("{} (sha256 {}, {} rows)", s.path, s.sha256, s.rows))
         .unwrap_or_default();
-    let _ = writeln!(out, "# vigil policy, inferred by `vigil init` from {source}");
+    let _ = writeln!(
+        out,
+        "# vigil policy, inferred by `vigil init` from {source}"
+    );
     let _ = writeln!(out, "# on {} by vigil {}.", profile.created, crate::VERSION);
     let _ = writeln!(
         out,
@@ -118,7 +131,10 @@ pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> 
         out,
         "# right-skewed positive columns; never below 0 for a column that was non-negative); text"
     );
-    let _ = writeln!(out, "# columns with at most {MAX_CATEGORIES} distinct values");
+    let _ = writeln!(
+        out,
+        "# columns with at most {MAX_CATEGORIES} distinct values"
+    );
     let _ = writeln!(out, "# list their categories. Review before use: this file is the contract your data must keep.");
     let _ = writeln!(out, "version = {}\n", super::POLICY_VERSION);
     let _ = writeln!(out, "[dataset]");
@@ -129,7 +145,11 @@ pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> 
         let _ = writeln!(out, "id = {}", quote(i));
     }
     let _ = writeln!(out, "# min-rows = {}", (profile.rows / 2).max(1));
-    let _ = writeln!(out, "# max-rows = {}", profile.rows.saturating_mul(10).max(1));
+    let _ = writeln!(
+        out,
+        "# max-rows = {}",
+        profile.rows.saturating_mul(10).max(1)
+    );
     let _ = writeln!(out, "allow-extra-columns = false");
 
     for c in &profile.columns {
@@ -169,7 +189,10 @@ pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> 
         if let Some(cat) = &c.categorical {
             let distinct = cat.frequencies.len();
             let is_label = Some(c.name.as_str()) == label;
-            if cat.frequencies.is_exact() && (distinct <= MAX_CATEGORIES || is_label) && distinct > 0 {
+            if cat.frequencies.is_exact()
+                && (distinct <= MAX_CATEGORIES || is_label)
+                && distinct > 0
+            {
                 let mut values: Vec<&String> = cat.frequencies.iter().map(|(k, _)| k).collect();
                 values.sort();
                 let listed: Vec<String> = values.iter().map(|v| quote(v)).collect();
@@ -230,7 +253,10 @@ fn right_skewed(n: &crate::profile::NumericProfile) -> bool {
 pub fn widen_log(lo: f64, hi: f64) -> (f64, f64) {
     let (l, h) = (lo.ln(), hi.ln());
     let margin = RANGE_MARGIN * (h - l).max(0.1);
-    (round_sig((l - margin).exp(), false), round_sig((h + margin).exp(), true))
+    (
+        round_sig((l - margin).exp(), false),
+        round_sig((h + margin).exp(), true),
+    )
 }
 
 /// Rounds outwards to 6 significant digits so the file stays readable.
@@ -266,7 +292,10 @@ fn quote(s: &str) -> String {
 
 /// A TOML key: bare when possible, quoted otherwise.
 fn key(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         s.to_string()
     } else {
         quote(s)
@@ -284,7 +313,10 @@ mod tests {
         assert_eq!(widen(3.0, 7.0, true), (2.0, 8.0));
         assert_eq!(widen(0.0, 0.0, true), (0.0, 1.0));
         let (lo, hi) = widen_log(1.0, 100.0);
-        assert!((lo - 0.316227).abs() < 1e-5 && (hi - 316.228).abs() < 1e-2, "{lo} {hi}");
+        assert!(
+            (lo - 0.316227).abs() < 1e-5 && (hi - 316.228).abs() < 1e-2,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

@@ -184,7 +184,10 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Policy, PolicyErrors> {
 
 fn parse_columns(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy: &mut Policy) {
     let Some(table) = value.get_ref().as_table() else {
-        c.at(value.span().start, "`columns` must be a table of column specs");
+        c.at(
+            value.span().start,
+            "`columns` must be a table of column specs",
+        );
         return;
     };
     for (name, spec) in table.iter() {
@@ -204,7 +207,9 @@ fn parse_columns(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy: &m
                         let at = key_offset(spec, "pattern").unwrap_or(spec.span().start);
                         c.at(
                             at,
-                            format!("columns.{name_str}.pattern is not a valid regular expression: {e}"),
+                            format!(
+                                "columns.{name_str}.pattern is not a valid regular expression: {e}"
+                            ),
                         );
                     }
                 }
@@ -247,7 +252,12 @@ fn parse_conditions(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy:
                             .unwrap_or(item.span().start);
                         c.at(
                             base + e.span.start,
-                            format!("condition `{}`: {}\n{}", spec.name, e.message, indent(&e.render())),
+                            format!(
+                                "condition `{}`: {}\n{}",
+                                spec.name,
+                                e.message,
+                                indent(&e.render())
+                            ),
                         );
                     }
                 }
@@ -267,7 +277,10 @@ fn indent(s: &str) -> String {
 
 fn parse_checks(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy: &mut Policy) {
     let Some(table) = value.get_ref().as_table() else {
-        c.at(value.span().start, "`checks` must be a table: write [checks.CODE]");
+        c.at(
+            value.span().start,
+            "`checks` must be a table: write [checks.CODE]",
+        );
         return;
     };
     for (code, settings) in table.iter() {
@@ -281,7 +294,10 @@ fn parse_checks(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy: &mu
         };
         let mut config = CheckConfig::default();
         let Some(t) = settings.get_ref().as_table() else {
-            c.at(settings.span().start, format!("checks.{code_str} must be a table"));
+            c.at(
+                settings.span().start,
+                format!("checks.{code_str} must be a table"),
+            );
             continue;
         };
         for (k, v) in t.iter() {

@@ -37,8 +37,8 @@
 
 pub mod condition;
 pub mod infer;
-pub mod lower;
 mod load;
+pub mod lower;
 
 pub use load::{PolicyError, PolicyErrors};
 

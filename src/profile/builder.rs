@@ -45,15 +45,19 @@ impl ProfileBuilder {
                 .map(|(i, _)| i)
                 .collect();
             LabelAcc {
-            index,
-            column: layout.columns[index].name.clone(),
-            ids: PlHashMap::default(),
-            names: Vec::new(),
-            counts: Vec::new(),
-            moments: Vec::new(),
-            feature_names: features.iter().map(|&i| layout.columns[i].name.clone()).collect(),
-            features,
-        }});
+                index,
+                column: layout.columns[index].name.clone(),
+                ids: PlHashMap::default(),
+                names: Vec::new(),
+                counts: Vec::new(),
+                moments: Vec::new(),
+                feature_names: features
+                    .iter()
+                    .map(|&i| layout.columns[i].name.clone())
+                    .collect(),
+                features,
+            }
+        });
         ProfileBuilder {
             columns,
             label,
@@ -119,7 +123,9 @@ fn add_column(p: &mut ColumnProfile, col: &Col) {
         Col::Str(ca) => {
             p.count += ca.len() as u64;
             p.nulls += ca.null_count() as u64;
-            let Some(cat) = &mut p.categorical else { return };
+            let Some(cat) = &mut p.categorical else {
+                return;
+            };
             let mut counts: PlHashMap<&str, u64> = PlHashMap::default();
             for s in ca.iter().flatten() {
                 *counts.entry(s).or_default() += 1;
@@ -133,7 +139,9 @@ fn add_column(p: &mut ColumnProfile, col: &Col) {
         Col::Bool(ca) => {
             p.count += ca.len() as u64;
             p.nulls += ca.null_count() as u64;
-            let Some(cat) = &mut p.categorical else { return };
+            let Some(cat) = &mut p.categorical else {
+                return;
+            };
             let trues = ca.sum().unwrap_or(0) as u64;
             let valid = (ca.len() - ca.null_count()) as u64;
             for (key, n) in [("true", trues), ("false", valid - trues.min(valid))] {

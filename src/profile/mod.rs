@@ -109,7 +109,9 @@ impl NumericProfile {
 
     fn merge(&mut self, other: &NumericProfile) -> Result<(), String> {
         self.moments.merge(&other.moments);
-        self.sketch.merge(&other.sketch).map_err(|e| e.to_string())?;
+        self.sketch
+            .merge(&other.sketch)
+            .map_err(|e| e.to_string())?;
         self.distinct
             .merge(&other.distinct)
             .map_err(|e| e.to_string())?;
@@ -210,10 +212,12 @@ impl ColumnProfile {
         self.nulls += other.nulls;
         self.non_finite += other.non_finite;
         if let (Some(a), Some(b)) = (&mut self.numeric, &other.numeric) {
-            a.merge(b).map_err(|e| format!("column `{}`: {e}", self.name))?;
+            a.merge(b)
+                .map_err(|e| format!("column `{}`: {e}", self.name))?;
         }
         if let (Some(a), Some(b)) = (&mut self.categorical, &other.categorical) {
-            a.merge(b).map_err(|e| format!("column `{}`: {e}", self.name))?;
+            a.merge(b)
+                .map_err(|e| format!("column `{}`: {e}", self.name))?;
         }
         Ok(())
     }
@@ -358,16 +362,9 @@ impl Profile {
             path: path.to_string(),
             message: e.to_string(),
         })?;
-        // Write to a sibling temp file and rename, so a failed write never leaves half a profile.
-        let target = std::path::Path::new(path);
-        let dir = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, b"\n").map_err(io)?;
-        tmp.persist(target).map_err(|e| io(e.error))?;
+        let mut bytes = text.into_bytes();
+        bytes.push(b'\n');
+        crate::atomic_write::write_atomic(std::path::Path::new(path), &bytes).map_err(io)?;
         Ok(())
     }
 }

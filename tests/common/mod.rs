@@ -35,7 +35,11 @@ pub fn vigil_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
         .env("NO_COLOR", "1")
         .env_remove("VIGIL_FORMAT")
         .env_remove("VIGIL_COLOR")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -53,9 +57,23 @@ pub fn vigil_stdin(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
 }
 
 /// Writes W1 data to `dir/name` and returns its path and ground truth.
-pub fn w1(dir: &Path, name: &str, rows: usize, seed: u64, variant: Variant) -> (PathBuf, Injections) {
+pub fn w1(
+    dir: &Path,
+    name: &str,
+    rows: usize,
+    seed: u64,
+    variant: Variant,
+) -> (PathBuf, Injections) {
     let path = dir.join(name);
-    let inj = vigil::synth::write::write(&W1Config { rows, seed, variant }, &path).unwrap();
+    let inj = vigil::synth::write::write(
+        &W1Config {
+            rows,
+            seed,
+            variant,
+        },
+        &path,
+    )
+    .unwrap();
     (path, inj)
 }
 
@@ -64,9 +82,23 @@ pub fn w1(dir: &Path, name: &str, rows: usize, seed: u64, variant: Variant) -> (
 pub fn reference_setup(rows: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     w1(dir.path(), "ref.csv", rows, 1, Variant::Clean);
-    let r = vigil(dir.path(), &["init", "ref.csv", "--label", "label", "--id", "id", "-q"]);
+    let r = vigil(
+        dir.path(),
+        &["init", "ref.csv", "--label", "label", "--id", "id", "-q"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let r = vigil(dir.path(), &["profile", "ref.csv", "--policy", "vigil.toml", "-o", "ref.json", "-q"]);
+    let r = vigil(
+        dir.path(),
+        &[
+            "profile",
+            "ref.csv",
+            "--policy",
+            "vigil.toml",
+            "-o",
+            "ref.json",
+            "-q",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     dir
 }
@@ -77,7 +109,10 @@ pub fn redactions() -> insta::Settings {
     s.add_filter(r"/tmp/[^\s/]+", "[TMP]");
     s.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
     s.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]");
-    s.add_filter(r#""elapsed_seconds": [0-9.e-]+"#, r#""elapsed_seconds": "[ELAPSED]""#);
+    s.add_filter(
+        r#""elapsed_seconds": [0-9.e-]+"#,
+        r#""elapsed_seconds": "[ELAPSED]""#,
+    );
     s.add_filter(r"in [0-9.]+s\b", "in [ELAPSED]s");
     s.add_filter(r"vigil \d+\.\d+\.\d+", "vigil [VERSION]");
     s

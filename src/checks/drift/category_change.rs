@@ -92,7 +92,9 @@ impl CheckRun for Run {
     fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for p in pairs(ctx, done) {
-            let (Some(r), Some(c)) = (&p.reference.categorical, &p.current.categorical) else { continue };
+            let (Some(r), Some(c)) = (&p.reference.categorical, &p.current.categorical) else {
+                continue;
+            };
             let (nr, nc) = (r.frequencies.total(), c.frequencies.total());
             if nr == 0 || nc == 0 {
                 continue;
@@ -102,7 +104,10 @@ impl CheckRun for Run {
             let mut new: Vec<(String, f64)> = c
                 .frequencies
                 .iter()
-                .filter(|(k, _)| r.frequencies.upper_bound(k) == 0 || (!r.frequencies.is_exact() && r.frequencies.count(k) == 0))
+                .filter(|(k, _)| {
+                    r.frequencies.upper_bound(k) == 0
+                        || (!r.frequencies.is_exact() && r.frequencies.count(k) == 0)
+                })
                 .map(|(k, n)| (k.clone(), *n as f64 / nc as f64))
                 .filter(|(_, s)| *s >= self.o.min_share && *s > r_err)
                 .collect();
@@ -116,7 +121,8 @@ impl CheckRun for Run {
             if new.is_empty() && gone.is_empty() {
                 continue;
             }
-            let by_share = |a: &(String, f64), b: &(String, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+            let by_share =
+                |a: &(String, f64), b: &(String, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
             new.sort_by(by_share);
             gone.sort_by(by_share);
             let list = |v: &[(String, f64)]| -> Vec<String> {
@@ -136,7 +142,11 @@ impl CheckRun for Run {
                 code: "DRF006".into(),
                 check: "category-set-change".into(),
                 severity: self.severity,
-                message: format!("`{}`'s categories changed against the reference; {}", p.name, parts.join("; ")),
+                message: format!(
+                    "`{}`'s categories changed against the reference; {}",
+                    p.name,
+                    parts.join("; ")
+                ),
                 column: Some(p.name.to_string()),
                 rows: None,
                 evidence: Some(

@@ -69,7 +69,7 @@ impl Check for ChiSquaredDrift {
     }
     fn validate_options(&self, options: &toml::Table) -> Result<(), String> {
         let o: Options = parse_options(options)?;
-        if !(o.min_v > 0.0) {
+        if o.min_v.is_nan() || o.min_v <= 0.0 {
             return Err("`min-v` must be positive".into());
         }
         if !(o.alpha > 0.0 && o.alpha < 1.0) {
@@ -98,7 +98,10 @@ impl CheckRun for Run {
         let tables: Vec<_> = pairs(ctx, done)
             .into_iter()
             .filter_map(|p| {
-                let t = category_table(p.reference.categorical.as_ref()?, p.current.categorical.as_ref()?)?;
+                let t = category_table(
+                    p.reference.categorical.as_ref()?,
+                    p.current.categorical.as_ref()?,
+                )?;
                 Some((p.name, t))
             })
             .collect();

@@ -38,7 +38,9 @@ fn d_max_share() -> f64 {
     0.5
 }
 
-const PER_COLUMN: [&str; 7] = ["DRF001", "DRF002", "DRF003", "DRF004", "DRF005", "DRF006", "DRF007"];
+const PER_COLUMN: [&str; 7] = [
+    "DRF001", "DRF002", "DRF003", "DRF004", "DRF005", "DRF006", "DRF007",
+];
 
 impl Check for DatasetDrift {
     fn code(&self) -> &'static str {

@@ -92,19 +92,31 @@ impl CheckRun for Run {
     fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for p in pairs(ctx, done) {
-            let (value, error) = if let (Some(r), Some(c)) = (&p.reference.numeric, &p.current.numeric) {
+            let (value, error) = if let (Some(r), Some(c)) =
+                (&p.reference.numeric, &p.current.numeric)
+            {
                 if r.sketch.count() < self.o.min_rows || c.sketch.count() < self.o.min_rows {
                     continue;
                 }
-                let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else { continue };
+                let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else {
+                    continue;
+                };
                 let edges = decile_edges(&r.sketch);
-                (js_distance(&bin_shares(&er, &edges), &bin_shares(&ec, &edges)), 0)
+                (
+                    js_distance(&bin_shares(&er, &edges), &bin_shares(&ec, &edges)),
+                    0,
+                )
             } else if let (Some(r), Some(c)) = (&p.reference.categorical, &p.current.categorical) {
-                let Some(t) = category_table(r, c) else { continue };
+                let Some(t) = category_table(r, c) else {
+                    continue;
+                };
                 if t.n_reference < self.o.min_rows || t.n_current < self.o.min_rows {
                     continue;
                 }
-                (js_distance(&t.reference_shares(), &t.current_shares()), t.error_bound)
+                (
+                    js_distance(&t.reference_shares(), &t.current_shares()),
+                    t.error_bound,
+                )
             } else {
                 continue;
             };

@@ -105,7 +105,9 @@ impl CheckRun for Run {
         let m = tested.len();
         let mut out = Vec::new();
         for (name, r, c) in tested {
-            let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else { continue };
+            let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else {
+                continue;
+            };
             let d = ks_statistic(&er, &ec);
             let p = ks_pvalue(d, r.sketch.count(), c.sketch.count());
             let p_adj = bonferroni(p, m);

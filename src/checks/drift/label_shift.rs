@@ -94,7 +94,10 @@ struct Run {
 
 impl CheckRun for Run {
     fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
-        let (Some(r), Some(c)) = (ctx.reference.and_then(|r| r.label.as_ref()), done.current.label.as_ref()) else {
+        let (Some(r), Some(c)) = (
+            ctx.reference.and_then(|r| r.label.as_ref()),
+            done.current.label.as_ref(),
+        ) else {
             return Vec::new();
         };
         let (nr, nc): (u64, u64) = (r.counts.values().sum(), c.counts.values().sum());
@@ -118,7 +121,9 @@ impl CheckRun for Run {
             })
             .sum();
         let df = classes.len().saturating_sub(1).max(1);
-        let p = ChiSquared::new(df as f64).map(|d| d.sf(chi2)).unwrap_or(1.0);
+        let p = ChiSquared::new(df as f64)
+            .map(|d| d.sf(chi2))
+            .unwrap_or(1.0);
         if tvd < self.o.min_tvd || p >= self.o.alpha {
             return Vec::new();
         }

@@ -34,7 +34,9 @@ pub struct Pair<'a> {
 
 /// Feature columns to compare (ids and the label are left to their own checks).
 pub fn pairs<'a>(ctx: &Context<'a>, done: &Done<'a>) -> Vec<Pair<'a>> {
-    let Some(reference) = ctx.reference else { return Vec::new() };
+    let Some(reference) = ctx.reference else {
+        return Vec::new();
+    };
     ctx.layout
         .columns
         .iter()
@@ -293,7 +295,9 @@ impl CategoryTable {
         let p = if df == 0 {
             1.0
         } else {
-            ChiSquared::new(df as f64).map(|d| d.sf(stat)).unwrap_or(1.0)
+            ChiSquared::new(df as f64)
+                .map(|d| d.sf(stat))
+                .unwrap_or(1.0)
         };
         let v = if n > 0.0 { (stat / n).sqrt() } else { 0.0 };
         (stat, df, p, v)
@@ -338,7 +342,9 @@ mod tests {
             b.add(x + 0.5);
         }
         let (ea, eb) = (Ecdf::of(&a), Ecdf::of(&b));
-        let (Some(ea), Some(eb)) = (ea, eb) else { panic!("empty") };
+        let (Some(ea), Some(eb)) = (ea, eb) else {
+            panic!("empty")
+        };
         let d = ks_statistic(&ea, &eb);
         assert!((d - 0.5).abs() < 0.03, "d = {d}");
         let w = wasserstein(&ea, &eb);

@@ -67,7 +67,7 @@ impl Check for PsiDrift {
     }
     fn validate_options(&self, options: &toml::Table) -> Result<(), String> {
         let o: Options = parse_options(options)?;
-        if !(o.threshold > 0.0) {
+        if o.threshold.is_nan() || o.threshold <= 0.0 {
             return Err("`threshold` must be positive".into());
         }
         Ok(())
@@ -92,20 +92,34 @@ impl CheckRun for Run {
     fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for p in pairs(ctx, done) {
-            let (value, bins, source) = if let (Some(r), Some(c)) = (&p.reference.numeric, &p.current.numeric) {
+            let (value, bins, source) = if let (Some(r), Some(c)) =
+                (&p.reference.numeric, &p.current.numeric)
+            {
                 if r.sketch.count() < self.o.min_rows || c.sketch.count() < self.o.min_rows {
                     continue;
                 }
-                let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else { continue };
+                let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else {
+                    continue;
+                };
                 let edges = decile_edges(&r.sketch);
                 let (rs, cs) = (bin_shares(&er, &edges), bin_shares(&ec, &edges));
-                (psi(&rs, &cs), rs.len(), "reference deciles (DDSketch, 1% relative accuracy)")
+                (
+                    psi(&rs, &cs),
+                    rs.len(),
+                    "reference deciles (DDSketch, 1% relative accuracy)",
+                )
             } else if let (Some(r), Some(c)) = (&p.reference.categorical, &p.current.categorical) {
-                let Some(t) = category_table(r, c) else { continue };
+                let Some(t) = category_table(r, c) else {
+                    continue;
+                };
                 if t.n_reference < self.o.min_rows || t.n_current < self.o.min_rows {
                     continue;
                 }
-                (psi(&t.reference_shares(), &t.current_shares()), t.labels.len(), "categories")
+                (
+                    psi(&t.reference_shares(), &t.current_shares()),
+                    t.labels.len(),
+                    "categories",
+                )
             } else {
                 continue;
             };

@@ -67,7 +67,7 @@ impl Check for WassersteinDrift {
     }
     fn validate_options(&self, options: &toml::Table) -> Result<(), String> {
         let o: Options = parse_options(options)?;
-        if !(o.threshold > 0.0) {
+        if o.threshold.is_nan() || o.threshold <= 0.0 {
             return Err("`threshold` must be positive".into());
         }
         Ok(())
@@ -92,15 +92,19 @@ impl CheckRun for Run {
     fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for p in pairs(ctx, done) {
-            let (Some(r), Some(c)) = (&p.reference.numeric, &p.current.numeric) else { continue };
+            let (Some(r), Some(c)) = (&p.reference.numeric, &p.current.numeric) else {
+                continue;
+            };
             if r.sketch.count() < self.o.min_rows || c.sketch.count() < self.o.min_rows {
                 continue;
             }
             let sd = r.moments.std();
-            if !(sd > 0.0) {
+            if sd.is_nan() || sd <= 0.0 {
                 continue;
             }
-            let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else { continue };
+            let (Some(er), Some(ec)) = (Ecdf::of(&r.sketch), Ecdf::of(&c.sketch)) else {
+                continue;
+            };
             let w = wasserstein(&er, &ec);
             let normed = w / sd;
             if normed >= self.o.threshold {

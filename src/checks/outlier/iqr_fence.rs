@@ -1,7 +1,9 @@
 use crate::batch::{fmt_num, Batch, Col};
 use crate::checks::outlier::robust_z::{scored_columns, Scored};
 use crate::checks::schema::rows_phrase;
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use serde::Deserialize;
@@ -63,7 +65,7 @@ impl Check for IqrFence {
     }
     fn validate_options(&self, options: &toml::Table) -> Result<(), String> {
         let o: Options = parse_options(options)?;
-        if !(o.k > 0.0) {
+        if o.k.is_nan() || o.k <= 0.0 {
             return Err("`k` must be a positive number of interquartile ranges".into());
         }
         Ok(())
@@ -101,7 +103,9 @@ impl CheckRun for Run {
     fn batch(&mut self, batch: &Batch, _ctx: &Context<'_>, flags: &mut Flags) {
         self.total += batch.len as u64;
         for c in &mut self.columns {
-            let Some(Col::Num(ca)) = batch.cols.get(c.index) else { continue };
+            let Some(Col::Num(ca)) = batch.cols.get(c.index) else {
+                continue;
+            };
             let iqr = c.scale.q3 - c.scale.q1;
             for (r, v) in ca.iter().enumerate() {
                 let Some(x) = v else { continue };
@@ -110,7 +114,11 @@ impl CheckRun for Run {
                     c.rows.push(row, || fmt_num(x));
                     flags.flag(row, "OUT002");
                     // Distance beyond the nearer fence, in IQRs.
-                    let d = if x > c.scale.q3 { (x - c.scale.q3) / iqr } else { (c.scale.q1 - x) / iqr };
+                    let d = if x > c.scale.q3 {
+                        (x - c.scale.q3) / iqr
+                    } else {
+                        (c.scale.q1 - x) / iqr
+                    };
                     c.worst = c.worst.max(d);
                 }
             }

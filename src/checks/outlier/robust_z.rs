@@ -1,7 +1,9 @@
 use crate::batch::{fmt_num, Batch, Col, Role};
 use crate::checks::outlier::Scale;
 use crate::checks::schema::rows_phrase;
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Rows, Severity};
 use serde::Deserialize;
@@ -67,7 +69,7 @@ impl Check for RobustZ {
     }
     fn validate_options(&self, options: &toml::Table) -> Result<(), String> {
         let o: Options = parse_options(options)?;
-        if !(o.threshold > 0.0) {
+        if o.threshold.is_nan() || o.threshold <= 0.0 {
             return Err("`threshold` must be a positive number of robust sigmas".into());
         }
         Ok(())
@@ -98,7 +100,9 @@ pub(crate) struct Scored {
 
 /// Numeric feature columns with a baseline scale.
 pub(crate) fn scored_columns(ctx: &Context<'_>) -> Vec<Scored> {
-    let Some(baseline) = ctx.baseline else { return Vec::new() };
+    let Some(baseline) = ctx.baseline else {
+        return Vec::new();
+    };
     ctx.layout
         .columns
         .iter()
@@ -132,7 +136,9 @@ impl CheckRun for Run {
     fn batch(&mut self, batch: &Batch, _ctx: &Context<'_>, flags: &mut Flags) {
         self.total += batch.len as u64;
         for c in &mut self.columns {
-            let Some(Col::Num(ca)) = batch.cols.get(c.index) else { continue };
+            let Some(Col::Num(ca)) = batch.cols.get(c.index) else {
+                continue;
+            };
             for (r, v) in ca.iter().enumerate() {
                 let Some(x) = v else { continue };
                 if !x.is_finite() {
@@ -141,7 +147,8 @@ impl CheckRun for Run {
                 let z = c.scale.z(x);
                 if z.abs() >= self.threshold {
                     let row = batch.offset + r as u64;
-                    c.rows.push(row, || format!("{} (z = {:.1})", fmt_num(x), z));
+                    c.rows
+                        .push(row, || format!("{} (z = {:.1})", fmt_num(x), z));
                     flags.flag(row, "OUT001");
                     if z.abs() > c.worst.abs() {
                         c.worst = z;

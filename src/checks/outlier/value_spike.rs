@@ -83,7 +83,7 @@ impl Check for ValueSpike {
         if !(o.min_share > 0.0 && o.min_share < 1.0) {
             return Err("`min-share` must be between 0 and 1".into());
         }
-        if !(o.ratio >= 1.0) {
+        if o.ratio.is_nan() || o.ratio < 1.0 {
             return Err("`ratio` must be at least 1".into());
         }
         Ok(())
@@ -135,7 +135,9 @@ impl CheckRun for Run {
             if !lc.present() || lc.role == Role::Id || lc.role == Role::Label {
                 continue;
             }
-            let Some(cur) = done.current.column(&lc.name).and_then(|c| freqs(c, 16)) else { continue };
+            let Some(cur) = done.current.column(&lc.name).and_then(|c| freqs(c, 16)) else {
+                continue;
+            };
             if cur.total == 0 {
                 continue;
             }

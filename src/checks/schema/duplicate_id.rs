@@ -1,6 +1,8 @@
 use crate::batch::{Batch, Col};
 use crate::checks::schema::{rows_phrase, ColumnRows};
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use serde::Deserialize;
@@ -60,7 +62,11 @@ impl Check for DuplicateId {
         let mut rows = ColumnRows::for_policy_columns(ctx, |spec| spec.unique);
         if let Some(id) = id {
             if !rows.columns.iter().any(|(_, n, _)| n == &id) {
-                if let Some(i) = ctx.layout.index(&id).filter(|&i| ctx.layout.columns[i].present()) {
+                if let Some(i) = ctx
+                    .layout
+                    .index(&id)
+                    .filter(|&i| ctx.layout.columns[i].present())
+                {
                     rows.columns.push((i, id, Default::default()));
                 }
             }
@@ -92,7 +98,7 @@ fn value_hash(col: &Col, i: usize) -> Option<u64> {
             xxh3_64(&x.to_bits().to_le_bytes())
         }),
         Col::Str(ca) => ca.get(i).map(|s| xxh3_64(s.as_bytes())),
-        Col::Bool(ca) => ca.get(i).map(|b| u64::from(b)),
+        Col::Bool(ca) => ca.get(i).map(u64::from),
         _ => None,
     }
 }
@@ -105,11 +111,15 @@ impl CheckRun for Run {
     fn batch(&mut self, batch: &Batch, _ctx: &Context<'_>, flags: &mut Flags) {
         self.total += batch.len as u64;
         for (k, (i, _, rows)) in self.rows.columns.iter_mut().enumerate() {
-            let Some(col) = batch.cols.get(*i) else { continue };
+            let Some(col) = batch.cols.get(*i) else {
+                continue;
+            };
             let seen = &mut self.seen[k];
             seen.reserve(batch.len);
             for r in 0..batch.len {
-                let Some(h) = value_hash(col, r) else { continue };
+                let Some(h) = value_hash(col, r) else {
+                    continue;
+                };
                 if !seen.insert(h) {
                     let row = batch.offset + r as u64;
                     rows.push(row, || col.display(r));

@@ -50,7 +50,9 @@ impl Check for MissingColumn {
         parse_options::<Options>(options).map(drop)
     }
     fn start(&self, ctx: &Context<'_>, s: &Settings) -> Result<Option<Box<dyn CheckRun>>, String> {
-        Ok(ctx.policy.map(|_| Box::new(Run(s.severity)) as Box<dyn CheckRun>))
+        Ok(ctx
+            .policy
+            .map(|_| Box::new(Run(s.severity)) as Box<dyn CheckRun>))
     }
 }
 
@@ -58,7 +60,9 @@ struct Run(Severity);
 
 impl CheckRun for Run {
     fn finish(self: Box<Self>, ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
-        let Some(policy) = ctx.policy else { return Vec::new() };
+        let Some(policy) = ctx.policy else {
+            return Vec::new();
+        };
         let roles = [("label", &policy.dataset.label), ("id", &policy.dataset.id)];
         ctx.layout
             .columns
@@ -66,7 +70,9 @@ impl CheckRun for Run {
             .filter(|c| !c.present())
             .filter(|c| {
                 policy.column(&c.name).is_some_and(|s| s.required)
-                    || roles.iter().any(|(_, r)| r.as_deref() == Some(c.name.as_str()))
+                    || roles
+                        .iter()
+                        .any(|(_, r)| r.as_deref() == Some(c.name.as_str()))
             })
             .map(|c| {
                 let role = roles
@@ -78,7 +84,10 @@ impl CheckRun for Run {
                     code: "SCH007".into(),
                     check: "missing-column".into(),
                     severity: self.0,
-                    message: format!("column `{}`{role} is declared by the policy but missing from the data", c.name),
+                    message: format!(
+                        "column `{}`{role} is declared by the policy but missing from the data",
+                        c.name
+                    ),
                     column: Some(c.name.clone()),
                     rows: None,
                     evidence: None,

@@ -25,10 +25,7 @@ pub struct ColumnRows {
 
 impl ColumnRows {
     /// One entry per policy column that `pick` selects and the data has.
-    pub fn for_policy_columns(
-        ctx: &Context<'_>,
-        pick: impl Fn(&ColumnSpec) -> bool,
-    ) -> ColumnRows {
+    pub fn for_policy_columns(ctx: &Context<'_>, pick: impl Fn(&ColumnSpec) -> bool) -> ColumnRows {
         let mut columns = Vec::new();
         if let Some(policy) = ctx.policy {
             for (name, spec) in &policy.columns {

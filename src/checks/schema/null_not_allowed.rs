@@ -1,6 +1,8 @@
 use crate::batch::Batch;
 use crate::checks::schema::{rows_phrase, ColumnRows};
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Finding, Severity};
 use serde::Deserialize;
@@ -82,7 +84,9 @@ impl CheckRun for Run {
     fn batch(&mut self, batch: &Batch, _ctx: &Context<'_>, flags: &mut Flags) {
         self.total += batch.len as u64;
         for (i, _, rows) in &mut self.rows.columns {
-            let Some(col) = batch.cols.get(*i) else { continue };
+            let Some(col) = batch.cols.get(*i) else {
+                continue;
+            };
             if col.null_count() == 0 {
                 continue;
             }
@@ -104,8 +108,12 @@ impl CheckRun for Run {
 
     fn finish(self: Box<Self>, _ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
         let total = self.total;
-        self.rows.findings(&NullNotAllowed, self.severity, |col, rows| {
-            format!("{} of `{col}` are null, but the policy says it is not nullable", rows_phrase(rows, total))
-        })
+        self.rows
+            .findings(&NullNotAllowed, self.severity, |col, rows| {
+                format!(
+                    "{} of `{col}` are null, but the policy says it is not nullable",
+                    rows_phrase(rows, total)
+                )
+            })
     }
 }

@@ -1,6 +1,8 @@
 use crate::batch::{fmt_num, Batch, Col};
 use crate::checks::schema::{rows_phrase, ColumnRows};
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use serde::Deserialize;
@@ -102,7 +104,9 @@ impl CheckRun for Run {
     fn batch(&mut self, batch: &Batch, _ctx: &Context<'_>, flags: &mut Flags) {
         self.total += batch.len as u64;
         for (k, (i, _, rows)) in self.rows.columns.iter_mut().enumerate() {
-            let Some(Col::Num(ca)) = batch.cols.get(*i) else { continue };
+            let Some(Col::Num(ca)) = batch.cols.get(*i) else {
+                continue;
+            };
             let (lo, hi) = self.bounds[k];
             let ext = &mut self.extremes[k];
             for (r, v) in ca.iter().enumerate() {
@@ -134,8 +138,16 @@ impl CheckRun for Run {
             let (min_seen, max_seen) = extremes[k];
             let range = format!(
                 "[{}, {}]",
-                if lo.is_finite() { fmt_num(lo) } else { "-inf".into() },
-                if hi.is_finite() { fmt_num(hi) } else { "inf".into() }
+                if lo.is_finite() {
+                    fmt_num(lo)
+                } else {
+                    "-inf".into()
+                },
+                if hi.is_finite() {
+                    fmt_num(hi)
+                } else {
+                    "inf".into()
+                }
             );
             let mut ev = Evidence::new("rows_out_of_range", rows.count as f64, 0.0);
             if lo.is_finite() {
@@ -145,7 +157,9 @@ impl CheckRun for Run {
                 ev = ev.with("max", hi);
             }
             if min_seen.is_finite() {
-                ev = ev.with("lowest_seen", min_seen).with("highest_seen", max_seen);
+                ev = ev
+                    .with("lowest_seen", min_seen)
+                    .with("highest_seen", max_seen);
             }
             findings.push(Finding {
                 code: "SCH003".into(),

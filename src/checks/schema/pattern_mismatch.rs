@@ -1,6 +1,8 @@
 use crate::batch::{Batch, Col};
 use crate::checks::schema::{rows_phrase, ColumnRows};
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use serde::Deserialize;
@@ -64,8 +66,8 @@ impl Check for PatternMismatch {
                 .and_then(|p| p.column(name))
                 .and_then(|c| c.pattern.clone())
                 .unwrap_or_default();
-            let re = regex::Regex::new(&pattern)
-                .map_err(|e| format!("columns.{name}.pattern: {e}"))?;
+            let re =
+                regex::Regex::new(&pattern).map_err(|e| format!("columns.{name}.pattern: {e}"))?;
             patterns.push((pattern, re));
         }
         Ok(Some(Box::new(Run {
@@ -141,7 +143,9 @@ impl CheckRun for Run {
                 ),
                 column: Some(name),
                 rows: Some(rows),
-                evidence: Some(Evidence::new("rows_not_matching", 0.0, 0.0).with("pattern", pattern.as_str())),
+                evidence: Some(
+                    Evidence::new("rows_not_matching", 0.0, 0.0).with("pattern", pattern.as_str()),
+                ),
             });
         }
         // The statistic is the row count; fill it in after the move above.

@@ -1,6 +1,8 @@
 use crate::batch::{Batch, Col};
 use crate::checks::schema::rows_phrase;
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Rows, Severity};
 use crate::policy::lower::to_polars;
@@ -65,7 +67,9 @@ impl Check for RowCondition {
         parse_options::<Options>(options).map(drop)
     }
     fn start(&self, ctx: &Context<'_>, s: &Settings) -> Result<Option<Box<dyn CheckRun>>, String> {
-        let Some(policy) = ctx.policy else { return Ok(None) };
+        let Some(policy) = ctx.policy else {
+            return Ok(None);
+        };
         let conditions: Vec<Cond> = policy
             .conditions
             .iter()
@@ -183,7 +187,9 @@ impl CheckRun for Run {
                     message: format!("condition `{}` could not be evaluated: {err}", cond.name),
                     column: None,
                     rows: None,
-                    evidence: Some(Evidence::new("evaluation_error", 1.0, 0.0).with("expr", cond.text)),
+                    evidence: Some(
+                        Evidence::new("evaluation_error", 1.0, 0.0).with("expr", cond.text),
+                    ),
                 });
                 continue;
             }

@@ -1,6 +1,8 @@
 use crate::batch::Batch;
 use crate::checks::schema::{rows_phrase, ColumnRows};
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use crate::profile::class_key as builder_class_key;
@@ -115,11 +117,15 @@ impl CheckRun for Run {
     fn batch(&mut self, batch: &Batch, _ctx: &Context<'_>, flags: &mut Flags) {
         self.total += batch.len as u64;
         for (k, (i, _, rows)) in self.rows.columns.iter_mut().enumerate() {
-            let Some(col) = batch.cols.get(*i) else { continue };
+            let Some(col) = batch.cols.get(*i) else {
+                continue;
+            };
             let allowed = &self.allowed[k];
             let unknown = &mut self.unknown[k];
             for r in 0..batch.len {
-                let Some(value) = builder_class_key(col, r) else { continue };
+                let Some(value) = builder_class_key(col, r) else {
+                    continue;
+                };
                 if !allowed.contains(&value) {
                     let row = batch.offset + r as u64;
                     flags.flag(row, "SCH004");

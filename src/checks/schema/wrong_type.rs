@@ -1,6 +1,8 @@
 use crate::batch::Batch;
 use crate::checks::schema::{rows_phrase, ColumnRows};
-use crate::checks::{parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings};
+use crate::checks::{
+    parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
+};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use crate::source::ColumnType;
@@ -109,7 +111,8 @@ impl CheckRun for Run {
             let compatible = declared == raw
                 || (declared == ColumnType::Float && raw == ColumnType::Int)
                 || declared == ColumnType::String
-                || (raw == ColumnType::String && ctx.layout.overrides.iter().any(|(n, _)| n == &lc.name));
+                || (raw == ColumnType::String
+                    && ctx.layout.overrides.iter().any(|(n, _)| n == &lc.name));
             if !compatible {
                 out.push(Finding {
                     code: "SCH001".into(),
