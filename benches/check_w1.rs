@@ -4,6 +4,7 @@
 //! `cargo bench --bench check_w1` runs it at 1M rows; `VIGIL_BENCH_ROWS=10000000 cargo bench
 //! --bench check_w1` at 10M (memory should stay flat: the data is streamed). Prints times, the
 //! ratio and vigil's peak RSS. Targets (issue 2): ratio <= 5, peak RSS <= 1.5 GiB at 1M rows.
+//! `VIGIL_BENCH_DIR=DIR` keeps the generated files in DIR and reuses them.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use polars::prelude::*;
@@ -17,19 +18,27 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    // VIGIL_BENCH_DIR keeps the generated data between runs (and for profiling by hand).
+    let tmp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("VIGIL_BENCH_DIR").map(std::path::PathBuf::from);
+    if let Some(k) = &kept {
+        std::fs::create_dir_all(k).unwrap();
+    }
+    let d = kept.as_deref().unwrap_or(tmp.path());
     let t = Instant::now();
     let gen = |name: &str, seed, variant| {
-        vigil::synth::write::write(
-            &W1Config {
+        let path = d.join(format!("{rows}-{name}"));
+        if !path.exists() {
+            let cfg = W1Config {
                 rows,
                 seed,
                 variant,
-            },
-            &d.join(name),
-        )
-        .unwrap();
+            };
+            vigil::synth::write::write(&cfg, &path).unwrap();
+        }
+        let copy = d.join(name);
+        let _ = std::fs::remove_file(&copy);
+        std::fs::copy(&path, &copy).unwrap();
     };
     gen("trusted.parquet", 1, Variant::Clean);
     gen("poisoned.parquet", 2, Variant::Poisoned);

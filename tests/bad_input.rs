@@ -57,7 +57,7 @@ fn malformed_csv_row() {
     text.push_str("1,2,3,4,5\n");
     fs::write(dir.path().join("bad.csv"), text).unwrap();
     let r = vigil(dir.path(), &["check", "bad.csv", "-q"]);
-    assert_clean_failure(&r, &["bad.csv", "malformed"]);
+    assert_clean_failure(&r, &["bad.csv", "malformed", "at row 50"]);
 }
 
 #[test]
@@ -81,7 +81,7 @@ fn column_with_the_wrong_type_without_a_policy() {
     text.push_str("oops,3\n");
     fs::write(dir.path().join("typed.csv"), text).unwrap();
     let r = vigil(dir.path(), &["check", "typed.csv", "-q"]);
-    assert_clean_failure(&r, &["typed.csv", "x"]);
+    assert_clean_failure(&r, &["typed.csv", "at row 20000", "column 'x'"]);
 }
 
 #[test]

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # pkg-config and libssl-dev: the Pushgateway client (prometheus crate, reqwest) links OpenSSL.
-packages=(pkg-config libssl-dev)
+# prometheus-pushgateway: the --pushgateway test pushes to a real one.
+packages=(pkg-config libssl-dev prometheus-pushgateway)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -108,8 +108,89 @@ pub(super) fn render(report: &Report, opts: &RenderOptions, out: &mut dyn Write)
         }
     }
 
+    if report.findings.len() > 1 {
+        writeln!(out)?;
+        write_by_check(report, color, out)?;
+    }
+
     writeln!(out)?;
     writeln!(out, "{}", summary_line(report, opts))
+}
+
+/// Columns named per check in the summary table before "and N more".
+const SUMMARY_COLUMNS: usize = 6;
+
+/// One line per check: worst severity, findings, flagged rows, columns.
+fn write_by_check(report: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    struct Line<'a> {
+        code: &'a str,
+        name: &'a str,
+        severity: Severity,
+        findings: usize,
+        rows: u64,
+        columns: Vec<&'a str>,
+    }
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for f in &report.findings {
+        let i = match lines.iter().position(|l| l.code == f.code) {
+            Some(i) => i,
+            None => {
+                lines.push(Line {
+                    code: &f.code,
+                    name: &f.check,
+                    severity: f.severity,
+                    findings: 0,
+                    rows: 0,
+                    columns: Vec::new(),
+                });
+                lines.len() - 1
+            }
+        };
+        let l = &mut lines[i];
+        l.severity = l.severity.max(f.severity);
+        l.findings += 1;
+        l.rows += f.rows.as_ref().map(|r| r.count).unwrap_or(0);
+        if let Some(c) = &f.column {
+            if !l.columns.contains(&c.as_str()) {
+                l.columns.push(c);
+            }
+        }
+    }
+    lines.sort_by_key(|l| std::cmp::Reverse(l.severity));
+    writeln!(out, "By check:")?;
+    for l in lines {
+        let mut cols: Vec<String> = l
+            .columns
+            .iter()
+            .take(SUMMARY_COLUMNS)
+            .map(|c| one_line(c))
+            .collect();
+        if l.columns.len() > SUMMARY_COLUMNS {
+            cols.push(format!("and {} more", l.columns.len() - SUMMARY_COLUMNS));
+        }
+        let rows = if l.rows > 0 {
+            plural(l.rows, "row", "rows")
+        } else {
+            String::new()
+        };
+        let sev = format!("{:<8}", l.severity.as_str());
+        writeln!(
+            out,
+            "  {} {:<24} {} {:>3} {:<9} {:>10}  {}",
+            paint(l.code, BOLD, color),
+            one_line(l.name),
+            paint(&sev, severity_style(l.severity), color),
+            l.findings,
+            if l.findings == 1 {
+                "finding"
+            } else {
+                "findings"
+            },
+            rows,
+            cols.join(", ")
+        )?;
+    }
+    Ok(())
 }
 
 /// Head line, evidence line and example rows of one finding.

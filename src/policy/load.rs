@@ -411,6 +411,49 @@ fn cross_check(c: &mut Collector<'_>, root: &Spanned<DeTable<'_>>, policy: &mut 
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text loads or yields errors with lines inside the file; never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            if let Err(e) = parse(&text, "p.toml") {
+                prop_assert!(!e.errors.is_empty());
+                let lines = text.lines().count().max(1);
+                for err in &e.errors {
+                    prop_assert!(err.line <= lines + 1, "{err:?} past line {lines}");
+                }
+            }
+        }
+
+        /// Plausible policies built from real keys and junk values.
+        #[test]
+        fn policy_shaped_text_never_panics(
+            key in prop::sample::select(vec!["type", "min", "max", "nullable", "categories", "pattern", "unique", "maxx", "expr", "threshold", "severity"]),
+            value in prop::sample::select(vec!["\"float\"", "1", "-1e308", "true", "[1, \"a\"]", "\"([\"", "{ a = 1 }", "\"f > AND\"", "nan", "\"critical\""]),
+        ) {
+            let text = format!("version = 1\n[columns.a]\n{key} = {value}\n[[conditions]]\nname = \"c\"\nexpr = \"a > 1\"\n[checks.OUT001]\n{key} = {value}\n");
+            let _ = parse(&text, "p.toml");
+        }
+    }
+
+    #[test]
+    fn valid_policy_loads() {
+        let text = "version = 1\n[dataset]\nlabel = \"y\"\n[columns.y]\ntype = \"int\"\ncategories = [0, 1]\n[columns.x]\ntype = \"float\"\nmin = 0.0\n[[conditions]]\nname = \"pos\"\nexpr = \"x >= 0 OR y = 1\"\n[checks.OUT001]\nthreshold = 8.0\nseverity = \"error\"\n";
+        let p = parse(text, "p.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.columns.len(), 2);
+        assert_eq!(p.dataset.label.as_deref(), Some("y"));
+        assert!(p.conditions[0].parsed.is_some());
+        let c = p.check("OUT001");
+        assert_eq!(c.severity, Some(Severity::Error));
+        assert_eq!(
+            c.options.get("threshold").and_then(|v| v.as_float()),
+            Some(8.0)
+        );
+    }
+
     #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("a\nbc\n", 0), (1, 1));

@@ -1,7 +1,7 @@
 //! Building a profile from batches in one pass.
 
 use super::{ColumnProfile, F64Key, LabelProfile, Profile, SourceInfo};
-use crate::batch::{Batch, Col, Layout, Role};
+use crate::batch::{for_each_value, Batch, Col, Layout, Role};
 use crate::profile::moments::Moments;
 use polars::prelude::PlHashMap;
 use rayon::prelude::*;
@@ -101,6 +101,8 @@ fn add_column(p: &mut ColumnProfile, col: &Col) {
             p.nulls += ca.null_count() as u64;
             let Some(num) = &mut p.numeric else { return };
             let mut counts: PlHashMap<F64Key, u64> = PlHashMap::default();
+            counts.reserve(ca.len());
+            let mut acc = ShiftedSums::default();
             for arr in ca.downcast_iter() {
                 let values = arr.values().as_slice();
                 let validity = arr.validity();
@@ -112,13 +114,27 @@ fn add_column(p: &mut ColumnProfile, col: &Col) {
                         p.non_finite += 1;
                         continue;
                     }
-                    num.moments.push(x);
+                    acc.push(x);
                     num.sketch.add(x);
                     num.distinct.add_f64(x);
                     *counts.entry(F64Key::new(x)).or_default() += 1;
                 }
             }
-            num.top_values.add_counts(counts);
+            num.moments.merge(&acc.moments());
+            // Values seen once in a batch cannot be heavy here; leaving them out of the summary
+            // (as an undercount of at most one each) keeps a continuous column cheap.
+            let mut singles = 0u64;
+            let repeated: Vec<(F64Key, u64)> = counts
+                .into_iter()
+                .filter(|&(_, n)| {
+                    if n == 1 {
+                        singles += 1;
+                    }
+                    n > 1
+                })
+                .collect();
+            num.top_values.add_counts(repeated);
+            num.top_values.add_untracked(singles, 1);
         }
         Col::Str(ca) => {
             p.count += ca.len() as u64;
@@ -175,21 +191,54 @@ impl LabelAcc {
         };
         // Class ids per row, then one pass per feature column.
         let mut ids: Vec<Option<usize>> = Vec::with_capacity(batch.len);
-        for i in 0..batch.len {
-            let id = class_key(label, i).map(|k| self.class_id(k));
-            if let Some(id) = id {
-                self.counts[id] += 1;
+        match label {
+            // Numeric labels: look classes up by bits, formatting each class key once.
+            Col::Num(ca) => {
+                let mut by_bits: PlHashMap<u64, usize> = PlHashMap::default();
+                for v in ca.iter() {
+                    let id = v.map(|x| match by_bits.get(&x.to_bits()) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.class_id(crate::batch::fmt_num(x));
+                            by_bits.insert(x.to_bits(), id);
+                            id
+                        }
+                    });
+                    ids.push(id);
+                }
             }
-            ids.push(id);
+            Col::Str(ca) => {
+                for v in ca.iter() {
+                    let id = v.map(|s| match self.ids.get(s) {
+                        Some(&id) => id,
+                        None => self.class_id(s.to_string()),
+                    });
+                    ids.push(id);
+                }
+            }
+            _ => {
+                for i in 0..batch.len {
+                    ids.push(class_key(label, i).map(|k| self.class_id(k)));
+                }
+            }
+        }
+        for id in ids.iter().flatten() {
+            self.counts[*id] += 1;
         }
         for (fi, &col_index) in self.features.iter().enumerate() {
             let Some(Col::Num(ca)) = batch.cols.get(col_index) else {
                 continue;
             };
-            for (i, v) in ca.iter().enumerate() {
-                if let (Some(x), Some(Some(id))) = (v, ids.get(i)) {
-                    self.moments[*id][fi].push(x);
+            let mut accs = vec![ShiftedSums::default(); self.names.len()];
+            for_each_value(ca, |i, x| {
+                if let Some(Some(id)) = ids.get(i) {
+                    if x.is_finite() {
+                        accs[*id].push(x);
+                    }
                 }
+            });
+            for (id, acc) in accs.iter().enumerate() {
+                self.moments[id][fi].merge(&acc.moments());
             }
         }
     }
@@ -225,5 +274,79 @@ impl LabelAcc {
             counts,
             class_moments,
         }
+    }
+}
+
+/// Moments of one batch from sums shifted by the first value: one add and one multiply per
+/// value, no division (Welford divides per value), and stable because the shift keeps the sums
+/// small. Merged into the running [`Moments`] with Chan's formula.
+#[derive(Debug, Clone, Copy)]
+struct ShiftedSums {
+    n: u64,
+    shift: f64,
+    s1: f64,
+    s2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for ShiftedSums {
+    fn default() -> Self {
+        ShiftedSums {
+            n: 0,
+            shift: 0.0,
+            s1: 0.0,
+            s2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl ShiftedSums {
+    #[inline]
+    fn push(&mut self, x: f64) {
+        if self.n == 0 {
+            self.shift = x;
+        }
+        let d = x - self.shift;
+        self.n += 1;
+        self.s1 += d;
+        self.s2 += d * d;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    fn moments(&self) -> Moments {
+        if self.n == 0 {
+            return Moments::default();
+        }
+        let n = self.n as f64;
+        Moments {
+            count: self.n,
+            mean: self.shift + self.s1 / n,
+            m2: (self.s2 - self.s1 * self.s1 / n).max(0.0),
+            min: Some(self.min),
+            max: Some(self.max),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_sums_match_welford() {
+        let xs = [100.5, 99.0, 101.25, 100.0, 98.75, 1e6, -3.0];
+        let mut acc = ShiftedSums::default();
+        for &x in &xs {
+            acc.push(x);
+        }
+        let (a, b) = (acc.moments(), Moments::from_values(&xs));
+        assert_eq!(a.count, b.count);
+        assert!((a.mean - b.mean).abs() < 1e-9 * b.mean.abs());
+        assert!((a.variance() - b.variance()).abs() < 1e-9 * b.variance());
+        assert_eq!((a.min, a.max), (b.min, b.max));
     }
 }

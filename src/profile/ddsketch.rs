@@ -83,7 +83,15 @@ impl Mapping {
     /// Bucket index of a magnitude `v >= min_indexable`.
     #[inline]
     fn index(&self, v: f64) -> i64 {
-        (v.ln() * self.multiplier).ceil() as i64
+        // ceil without a libm call (x86-64's baseline has no rounding instruction); exact for
+        // the magnitudes an index can take (|y| < 2^53).
+        let y = v.ln() * self.multiplier;
+        let t = y as i64;
+        if (t as f64) < y {
+            t + 1
+        } else {
+            t
+        }
     }
 
     fn lower_bound(&self, i: i64) -> f64 {

@@ -74,6 +74,18 @@ impl<K: Eq + Hash + Clone + Ord> HeavyHitters<K> {
         self.prune_if_needed();
     }
 
+    /// Records `n` additions of keys left out of the summary, none of which occurred more than
+    /// `max_each` times among them: the total grows by `n`, the error bound by `max_each`.
+    /// Callers use it to skip the keys seen once in a batch, which is most of a continuous
+    /// column and would be pruned straight away.
+    pub fn add_untracked(&mut self, n: u64, max_each: u64) {
+        if n == 0 {
+            return;
+        }
+        self.total = self.total.saturating_add(n);
+        self.error = self.error.saturating_add(max_each);
+    }
+
     /// Adds `other`'s counters and error into `self`, then prunes to `self`'s
     /// capacity. Any key's true combined count stays within
     /// `[count, count + error_bound]`.
@@ -316,6 +328,20 @@ mod tests {
         assert_eq!(h.count(&3), 3);
         assert_eq!(h.upper_bound(&3), 3);
         assert_eq!(h.count(&7), 0);
+    }
+
+    #[test]
+    fn untracked_additions_keep_the_bounds() {
+        let mut h = HeavyHitters::new(8);
+        h.add_counts([(1u32, 5u64), (2, 3)]);
+        // Keys 1 and 3..=10 once each, left out.
+        h.add_untracked(9, 1);
+        assert_eq!(h.total(), 17);
+        assert_eq!(h.error_bound(), 1);
+        assert!(!h.is_exact());
+        assert_eq!(h.count(&1), 5);
+        assert_eq!(h.upper_bound(&1), 6);
+        assert_eq!(h.upper_bound(&7), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Streaming batches out of a polars lazy scan with bounded memory.
 
+use super::locate::{locate, Problem};
 use super::{Format, SourceError};
 use polars::prelude::*;
 use std::num::NonZeroUsize;
@@ -15,6 +16,7 @@ pub const BATCH_ROWS: usize = 65_536;
 pub struct BatchIter {
     recv: Receiver<PolarsResult<DataFrame>>,
     path: String,
+    file: std::path::PathBuf,
     format: Format,
     offset: u64,
     failed: bool,
@@ -22,7 +24,12 @@ pub struct BatchIter {
 }
 
 impl BatchIter {
-    pub(super) fn start(lf: LazyFrame, path: String, format: Format) -> BatchIter {
+    pub(super) fn start(
+        lf: LazyFrame,
+        path: String,
+        file: std::path::PathBuf,
+        format: Format,
+    ) -> BatchIter {
         let (send, recv) = sync_channel::<PolarsResult<DataFrame>>(2);
         let err_send = send.clone();
         let worker = std::thread::spawn(move || {
@@ -42,6 +49,7 @@ impl BatchIter {
         BatchIter {
             recv,
             path,
+            file,
             format,
             offset: 0,
             failed: false,
@@ -65,7 +73,8 @@ impl Iterator for BatchIter {
             }
             Ok(Err(e)) => {
                 self.failed = true;
-                Some(Err(SourceError::from_polars(&self.path, self.format, e)))
+                let err = SourceError::from_polars(&self.path, self.format, e);
+                Some(Err(self.with_row(err)))
             }
             Err(_) => {
                 // The worker has finished; a panic inside polars surfaces here as an error.
@@ -83,6 +92,36 @@ impl Iterator for BatchIter {
                 }
                 None
             }
+        }
+    }
+}
+
+impl BatchIter {
+    /// For CSV, finds the row the parser stumbled on (polars does not say).
+    fn with_row(&self, err: SourceError) -> SourceError {
+        let Format::Csv { separator } = self.format else {
+            return err;
+        };
+        let SourceError::Malformed { message, .. } = &err else {
+            return err;
+        };
+        let problem = if message.contains("more fields") || message.contains("fewer fields") {
+            Some(Problem::FieldCount)
+        } else {
+            // "could not parse `oops` as dtype `i64` at column 'x' (column number 1)"
+            let value = message.split('`').nth(1);
+            let column = message
+                .split("column number ")
+                .nth(1)
+                .and_then(|s| s.trim_end_matches(')').trim().parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1));
+            value
+                .zip(column)
+                .map(|(value, column)| Problem::Value { column, value })
+        };
+        match problem.and_then(|p| locate(&self.file, separator, &p)) {
+            Some(row) => err.at_row(row),
+            None => err,
         }
     }
 }

@@ -11,6 +11,7 @@
 mod batches;
 mod error;
 mod format;
+pub mod locate;
 
 pub use batches::{BatchIter, BATCH_ROWS};
 pub use error::SourceError;
@@ -224,7 +225,12 @@ impl Source {
     /// Streams the source in batches of at most [`BATCH_ROWS`] rows, in order.
     pub fn batches(&self, overrides: &[(String, DataType)]) -> Result<BatchIter, SourceError> {
         let lf = self.scan(overrides)?;
-        Ok(BatchIter::start(lf, self.display.clone(), self.format))
+        Ok(BatchIter::start(
+            lf,
+            self.display.clone(),
+            self.path.clone(),
+            self.format,
+        ))
     }
 }
 

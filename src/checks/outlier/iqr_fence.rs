@@ -1,4 +1,4 @@
-use crate::batch::{fmt_num, Batch, Col};
+use crate::batch::{fmt_num, for_each_value, Batch, Col};
 use crate::checks::outlier::robust_z::{scored_columns, Scored};
 use crate::checks::schema::rows_phrase;
 use crate::checks::{
@@ -107,10 +107,11 @@ impl CheckRun for Run {
                 continue;
             };
             let iqr = c.scale.q3 - c.scale.q1;
-            for (r, v) in ca.iter().enumerate() {
-                let Some(x) = v else { continue };
-                if x.is_finite() && c.scale.beyond_fences(x, self.k) {
-                    let row = batch.offset + r as u64;
+            let offset = batch.offset;
+            let k = self.k;
+            for_each_value(ca, |r, x| {
+                if x.is_finite() && c.scale.beyond_fences(x, k) {
+                    let row = offset + r as u64;
                     c.rows.push(row, || fmt_num(x));
                     flags.flag(row, "OUT002");
                     // Distance beyond the nearer fence, in IQRs.
@@ -121,7 +122,7 @@ impl CheckRun for Run {
                     };
                     c.worst = c.worst.max(d);
                 }
-            }
+            });
         }
     }
 

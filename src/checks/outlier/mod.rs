@@ -86,6 +86,19 @@ impl Scale {
         }
     }
 
+    /// The robust z of `x` when its magnitude reaches `threshold`, else None. Cheaper than
+    /// [`Scale::z`] on the hot path: the log scale is only consulted for values already
+    /// extreme on the raw scale.
+    #[inline]
+    pub fn z_beyond(&self, x: f64, threshold: f64) -> Option<f64> {
+        let raw = (x - self.median) / self.sigma;
+        if raw.abs() < threshold {
+            return None;
+        }
+        let z = self.z(x);
+        (z.abs() >= threshold).then_some(z)
+    }
+
     /// Whether `x` lies beyond the Tukey fences `Q1 - k*IQR` / `Q3 + k*IQR` (on both scales for
     /// log-scaled columns). False when the IQR is zero.
     pub fn beyond_fences(&self, x: f64, k: f64) -> bool {

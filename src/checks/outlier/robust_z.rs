@@ -1,4 +1,4 @@
-use crate::batch::{fmt_num, Batch, Col, Role};
+use crate::batch::{fmt_num, for_each_value, Batch, Col, Role};
 use crate::checks::outlier::Scale;
 use crate::checks::schema::rows_phrase;
 use crate::checks::{
@@ -139,14 +139,14 @@ impl CheckRun for Run {
             let Some(Col::Num(ca)) = batch.cols.get(c.index) else {
                 continue;
             };
-            for (r, v) in ca.iter().enumerate() {
-                let Some(x) = v else { continue };
+            let offset = batch.offset;
+            let threshold = self.threshold;
+            for_each_value(ca, |r, x| {
                 if !x.is_finite() {
-                    continue;
+                    return;
                 }
-                let z = c.scale.z(x);
-                if z.abs() >= self.threshold {
-                    let row = batch.offset + r as u64;
+                if let Some(z) = c.scale.z_beyond(x, threshold) {
+                    let row = offset + r as u64;
                     c.rows
                         .push(row, || format!("{} (z = {:.1})", fmt_num(x), z));
                     flags.flag(row, "OUT001");
@@ -154,7 +154,7 @@ impl CheckRun for Run {
                         c.worst = z;
                     }
                 }
-            }
+            });
         }
     }
 

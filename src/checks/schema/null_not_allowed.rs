@@ -1,4 +1,4 @@
-use crate::batch::Batch;
+use crate::batch::{Batch, Col};
 use crate::checks::schema::{rows_phrase, ColumnRows};
 use crate::checks::{
     parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
@@ -70,6 +70,24 @@ impl Check for NullNotAllowed {
     }
 }
 
+/// Rows (within the batch) where `col` is null, from one vectorised null mask.
+fn null_rows(col: &Col) -> Vec<usize> {
+    let mask = match col {
+        Col::Num(ca) => ca.is_null(),
+        Col::Str(ca) => ca.is_null(),
+        Col::Bool(ca) => ca.is_null(),
+        Col::Other(c) => {
+            return (0..c.len()).filter(|&i| col.is_null(i)).collect();
+        }
+        Col::Missing => return Vec::new(),
+    };
+    mask.iter()
+        .enumerate()
+        .filter(|(_, v)| *v == Some(true))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 struct Run {
     rows: ColumnRows,
     severity: Severity,
@@ -96,8 +114,8 @@ impl CheckRun for Run {
                 .get(*i)
                 .map(|w| w.iter().map(|b| b.row).collect())
                 .unwrap_or_default();
-            for r in 0..batch.len {
-                if col.is_null(r) && !wrong.contains(&r) {
+            for r in null_rows(col) {
+                if !wrong.contains(&r) {
                     let row = batch.offset + r as u64;
                     rows.push(row, || "null".to_string());
                     flags.flag(row, "SCH002");

@@ -1,4 +1,4 @@
-use crate::batch::{fmt_num, Batch, Col};
+use crate::batch::{fmt_num, for_each_value, Batch, Col};
 use crate::checks::schema::{rows_phrase, ColumnRows};
 use crate::checks::{
     parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
@@ -109,11 +109,11 @@ impl CheckRun for Run {
             };
             let (lo, hi) = self.bounds[k];
             let ext = &mut self.extremes[k];
-            for (r, v) in ca.iter().enumerate() {
-                let Some(x) = v else { continue };
+            let offset = batch.offset;
+            for_each_value(ca, |r, x| {
                 // NaN fails both comparisons, so test "inside" and negate.
                 if !(x >= lo && x <= hi) {
-                    let row = batch.offset + r as u64;
+                    let row = offset + r as u64;
                     rows.push(row, || fmt_num(x));
                     flags.flag(row, "SCH003");
                     if x.is_finite() {
@@ -121,7 +121,7 @@ impl CheckRun for Run {
                         ext.1 = ext.1.max(x);
                     }
                 }
-            }
+            });
         }
     }
 

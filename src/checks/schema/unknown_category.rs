@@ -1,4 +1,4 @@
-use crate::batch::Batch;
+use crate::batch::{Batch, Col};
 use crate::checks::schema::{rows_phrase, ColumnRows};
 use crate::checks::{
     parse_options, Check, CheckRun, Context, Done, Family, Flags, Needs, Settings,
@@ -6,8 +6,9 @@ use crate::checks::{
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use crate::profile::class_key as builder_class_key;
+use polars::prelude::{PlHashMap, PlHashSet};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 declare_check! {
     /// ## What it checks
@@ -99,7 +100,7 @@ impl Check for UnknownCategory {
 
 struct Run {
     rows: ColumnRows,
-    allowed: Vec<HashSet<String>>,
+    allowed: Vec<PlHashSet<String>>,
     unknown: Vec<BTreeMap<String, u64>>,
     max_listed: usize,
     severity: Severity,
@@ -122,17 +123,43 @@ impl CheckRun for Run {
             };
             let allowed = &self.allowed[k];
             let unknown = &mut self.unknown[k];
-            for r in 0..batch.len {
-                let Some(value) = builder_class_key(col, r) else {
-                    continue;
-                };
-                if !allowed.contains(&value) {
-                    let row = batch.offset + r as u64;
-                    flags.flag(row, "SCH004");
-                    if unknown.len() < TRACK_CAP || unknown.contains_key(&value) {
-                        *unknown.entry(value.clone()).or_default() += 1;
+            let mut record = |r: usize, value: &str| {
+                let row = batch.offset + r as u64;
+                flags.flag(row, "SCH004");
+                if unknown.len() < TRACK_CAP || unknown.contains_key(value) {
+                    *unknown.entry(value.to_string()).or_default() += 1;
+                }
+                rows.push(row, || value.to_string());
+            };
+            if let Col::Str(ca) = col {
+                // Text: compare borrowed values, no allocation per row.
+                for (r, v) in ca.iter().enumerate() {
+                    if let Some(s) = v {
+                        if !allowed.contains(s) {
+                            record(r, s);
+                        }
                     }
-                    rows.push(row, || value);
+                }
+            } else if let Col::Num(ca) = col {
+                // Numbers: decide once per distinct value, not once per row.
+                let mut known: PlHashMap<u64, bool> = PlHashMap::default();
+                for (r, v) in ca.iter().enumerate() {
+                    let Some(x) = v else { continue };
+                    let ok = *known
+                        .entry(x.to_bits())
+                        .or_insert_with(|| allowed.contains(&crate::batch::fmt_num(x)));
+                    if !ok {
+                        record(r, &crate::batch::fmt_num(x));
+                    }
+                }
+            } else {
+                for r in 0..batch.len {
+                    let Some(value) = builder_class_key(col, r) else {
+                        continue;
+                    };
+                    if !allowed.contains(&value) {
+                        record(r, &value);
+                    }
                 }
             }
         }
