@@ -385,6 +385,11 @@ impl F64Key {
     pub fn get(self) -> f64 {
         f64::from_bits(self.0)
     }
+
+    /// The value's bits (the key's identity).
+    pub fn bits(self) -> u64 {
+        self.0
+    }
 }
 
 impl PartialOrd for F64Key {
