@@ -45,6 +45,7 @@ fn main() {
     };
     gen("trusted.parquet", 1, Variant::Clean);
     gen("poisoned.parquet", 2, Variant::Poisoned);
+    gen("drifted.parquet", 2, Variant::Drifted);
     println!(
         "W1 generated: 2 x {rows} rows in {:.1}s",
         t.elapsed().as_secs_f64()
@@ -129,6 +130,38 @@ fn main() {
         "rows: {rows}   findings: {}",
         report["findings"].as_array().map(|a| a.len()).unwrap_or(0)
     );
+    let named = |report: &serde_json::Value| {
+        let mut by_code: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
+        for f in report["findings"].as_array().into_iter().flatten() {
+            by_code
+                .entry(f["code"].as_str().unwrap_or("?").to_string())
+                .or_default()
+                .insert(f["column"].as_str().unwrap_or("-").to_string());
+        }
+        by_code
+    };
+    println!("poisoned: columns named per check: {:?}", named(&report));
+    run(
+        d,
+        &[
+            "check",
+            "drifted.parquet",
+            "--policy",
+            "vigil.toml",
+            "--reference",
+            "ref.json",
+            "-q",
+            "-f",
+            "json",
+            "-o",
+            "drifted.json",
+            "--exit-zero",
+        ],
+    );
+    let drifted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("drifted.json")).unwrap()).unwrap();
+    println!("drifted: columns named per check: {:?}", named(&drifted));
     println!("polars read (scan_parquet + collect): {read_best:.3}s");
     println!("vigil check (policy + reference, all checks): {check_best:.3}s");
     println!("ratio: {:.2} (target <= 5)", check_best / read_best);

@@ -233,12 +233,11 @@ fn clean_w1_against_its_reference_is_quiet() {
     );
     let f = findings(&r.stdout);
     let codes: Vec<&str> = f.iter().map(|x| x["code"].as_str().unwrap()).collect();
-    // Clean data from the same distribution: nothing at warning or above, and at most a few
-    // IQR-fence infos from the natural tails.
-    assert!(
-        f.iter()
-            .all(|x| x["severity"] == "info" && x["code"] == "OUT002"),
+    // Clean data from the same distribution: no finding at all, not even info.
+    assert_eq!(
+        r.code, 0,
         "unexpected findings on clean data: {codes:?}\n{}",
         r.stdout
     );
+    assert!(f.is_empty(), "{codes:?}");
 }
