@@ -19,4 +19,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo test --locked "$@"
+# Unit, CLI, bad-input, detection-quality, property and Pushgateway tests (benches are run with
+# `cargo bench`, not here: they time things).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

@@ -268,8 +268,11 @@ fn parse_conditions(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy:
     }
 }
 
+/// The condition's source line and caret, indented under the error (the render's first line
+/// repeats the message, which the error line already carries).
 fn indent(s: &str) -> String {
     s.lines()
+        .skip(1)
         .map(|l| format!("      {l}"))
         .collect::<Vec<_>>()
         .join("\n")
