@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 /// Accumulates a [`Profile`] batch by batch. Columns are processed in parallel.
 pub struct ProfileBuilder {
     columns: Vec<ColumnProfile>,
+    /// Per column, the reusable bitmap of values seen in the current batch (reused so each
+    /// batch does not fault in fresh pages).
+    scratch: Vec<Vec<u64>>,
     label: Option<LabelAcc>,
     rows: u64,
 }
@@ -58,8 +61,10 @@ impl ProfileBuilder {
                 features,
             }
         });
+        let scratch = layout.columns.iter().map(|_| Vec::new()).collect();
         ProfileBuilder {
             columns,
+            scratch,
             label,
             rows: 0,
         }
@@ -70,8 +75,9 @@ impl ProfileBuilder {
         self.rows += batch.len as u64;
         self.columns
             .par_iter_mut()
+            .zip(self.scratch.par_iter_mut())
             .zip(batch.cols.par_iter())
-            .for_each(|(profile, col)| add_column(profile, col));
+            .for_each(|((profile, scratch), col)| add_column(profile, col, scratch));
         if let Some(label) = &mut self.label {
             label.add(batch);
         }
@@ -93,7 +99,7 @@ impl ProfileBuilder {
     }
 }
 
-fn add_column(p: &mut ColumnProfile, col: &Col) {
+fn add_column(p: &mut ColumnProfile, col: &Col, first_seen: &mut Vec<u64>) {
     match col {
         Col::Missing => {}
         Col::Num(ca) => {
@@ -102,7 +108,8 @@ fn add_column(p: &mut ColumnProfile, col: &Col) {
             let Some(num) = &mut p.numeric else { return };
             // Exact counts only for values seen before in this batch: a bitmap of first
             // sightings keeps the bulk of a continuous column (values seen once) out of the map.
-            let mut first_seen = vec![0u64; SEEN_WORDS];
+            first_seen.clear();
+            first_seen.resize(SEEN_WORDS, 0);
             let mut repeats: PlHashMap<F64Key, u64> = PlHashMap::default();
             let mut acc = ShiftedSums::default();
             for arr in ca.downcast_iter() {
