@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 # pkg-config and libssl-dev: the Pushgateway client (prometheus crate, reqwest) links OpenSSL.
 # prometheus-pushgateway: the --pushgateway test pushes to a real one.
-packages=(pkg-config libssl-dev prometheus-pushgateway)
+# chromium: the HTML report is rendered and screenshotted in a real headless browser.
+packages=(pkg-config libssl-dev prometheus-pushgateway chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,7 +5,7 @@ use crate::checks::registry::CHECKS;
 use crate::exit::ExitStatus;
 use crate::findings::{Report, Severity};
 use crate::metrics;
-use crate::output::{self, RenderOptions, RuleInfo};
+use crate::output::{self, RenderOptions, ReportProfiles, RuleInfo};
 use crate::pipeline::{run_check, CheckRequest};
 use crate::policy::Policy;
 use crate::profile::Profile;
@@ -25,6 +25,8 @@ pub enum OutputFormat {
     Junit,
     /// SARIF 2.1.0.
     Sarif,
+    /// Self-contained HTML with charts.
+    Html,
 }
 
 impl From<OutputFormat> for output::Format {
@@ -34,6 +36,7 @@ impl From<OutputFormat> for output::Format {
             OutputFormat::Json => output::Format::Json,
             OutputFormat::Junit => output::Format::Junit,
             OutputFormat::Sarif => output::Format::Sarif,
+            OutputFormat::Html => output::Format::Html,
         }
     }
 }
@@ -99,12 +102,14 @@ pub fn render(
     color: bool,
     fail_on: Severity,
     rows_shown: usize,
+    profiles: Option<ReportProfiles>,
 ) -> anyhow::Result<Vec<u8>> {
     let opts = RenderOptions {
         color,
         fail_on,
         rows_shown,
         rules: rule_infos(),
+        profiles,
     };
     let mut buf = Vec::new();
     output::render(report, format.into(), &opts, &mut buf)?;
@@ -139,7 +144,18 @@ pub fn run(a: CheckArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
     let outcome = run_check(&req)?;
     let fail_on: Severity = a.fail_on.into();
     let color = g.color && a.output.is_none() && a.format == OutputFormat::Text;
-    let bytes = render(&outcome.report, a.format, color, fail_on, a.rows_shown)?;
+    let profiles = (a.format == OutputFormat::Html).then(|| ReportProfiles {
+        current: outcome.profile.clone(),
+        reference: reference.clone(),
+    });
+    let bytes = render(
+        &outcome.report,
+        a.format,
+        color,
+        fail_on,
+        a.rows_shown,
+        profiles,
+    )?;
     super::emit(a.output.as_deref(), &bytes)?;
 
     if a.metrics_textfile.is_some() || a.pushgateway.is_some() {

@@ -100,7 +100,14 @@ pub fn run(a: DemoArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
         progress: g.progress,
     })?;
     let fail_on = crate::findings::Severity::Warning;
-    let bytes = render(&outcome.report, OutputFormat::Text, g.color, fail_on, 3)?;
+    let bytes = render(
+        &outcome.report,
+        OutputFormat::Text,
+        g.color,
+        fail_on,
+        3,
+        None,
+    )?;
     super::emit(None, &bytes)?;
     say(format!(
         "\nThe files are in {}: trusted.csv, incoming.csv, vigil.toml, reference.json, flagged-rows.csv.\n\

@@ -11,53 +11,15 @@
 //! Text from the data is XML-escaped, and characters XML 1.0 cannot carry (most C0 controls) are
 //! dropped, so the document is always well-formed.
 
+#[cfg(test)]
+use super::xml_char;
 use super::{
     check_name, codes_checked, evidence_line, finding_head, one_line, row_lines, verdict,
     RenderOptions,
 };
+use super::{escape_attr, escape_text};
 use crate::findings::{Finding, Report};
 use std::io::{self, Write};
-
-/// Whether XML 1.0 can carry `c` at all.
-fn xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-}
-
-/// Escapes character data; drops characters XML cannot carry.
-fn escape_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars().filter(|c| xml_char(*c)) {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            // A literal CR would be normalised to LF by parsers.
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Escapes an attribute value; whitespace is written as references because parsers would
-/// otherwise normalise it to spaces.
-fn escape_attr(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars().filter(|c| xml_char(*c)) {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A finding as plain text: head line, then indented evidence and example rows.
 fn finding_text(f: &Finding, rows_shown: usize) -> String {

@@ -1,4 +1,4 @@
-//! Renderers: turn a [`Report`] into text, JSON, JUnit XML or SARIF.
+//! Renderers: turn a [`Report`] into text, JSON, JUnit XML, SARIF or HTML.
 //!
 //! [`render`] picks the renderer for a [`Format`]. Each format lives in its own module; this module
 //! holds what they share: number formatting, evidence and example-row lines, the verdict.
@@ -12,10 +12,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write};
 
+mod html;
 mod json;
 mod junit;
 mod sarif;
+mod svg;
 mod text;
+
+pub use html::ReportProfiles;
 
 /// Output format of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,11 +32,19 @@ pub enum Format {
     Junit,
     /// SARIF 2.1.0, for code-scanning UIs.
     Sarif,
+    /// One self-contained HTML file with charts, for people.
+    Html,
 }
 
 impl Format {
     /// All formats, in the order they are listed in help text.
-    pub const ALL: [Format; 4] = [Format::Text, Format::Json, Format::Junit, Format::Sarif];
+    pub const ALL: [Format; 5] = [
+        Format::Text,
+        Format::Json,
+        Format::Junit,
+        Format::Sarif,
+        Format::Html,
+    ];
 
     /// Lower-case name, as accepted on the command line.
     pub fn as_str(self) -> &'static str {
@@ -41,6 +53,7 @@ impl Format {
             Format::Json => "json",
             Format::Junit => "junit",
             Format::Sarif => "sarif",
+            Format::Html => "html",
         }
     }
 
@@ -82,6 +95,8 @@ pub struct RenderOptions {
     pub rows_shown: usize,
     /// Descriptions of the checks, used for names and SARIF rule metadata.
     pub rules: Vec<RuleInfo>,
+    /// Profiles of the data and the reference, for the HTML report's column charts.
+    pub profiles: Option<ReportProfiles>,
 }
 
 impl Default for RenderOptions {
@@ -91,6 +106,7 @@ impl Default for RenderOptions {
             fail_on: Severity::Warning,
             rows_shown: 5,
             rules: Vec::new(),
+            profiles: None,
         }
     }
 }
@@ -107,6 +123,7 @@ pub fn render(
         Format::Json => json::render(report, opts, out),
         Format::Junit => junit::render(report, opts, out),
         Format::Sarif => sarif::render(report, opts, out),
+        Format::Html => html::render(report, opts, out),
     }
 }
 
@@ -299,6 +316,47 @@ pub(crate) fn codes_checked(report: &Report) -> Vec<&str> {
         }
     }
     codes
+}
+
+/// Whether XML 1.0 can carry `c` at all.
+pub(crate) fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escapes character data; drops characters XML cannot carry.
+pub(crate) fn escape_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().filter(|c| xml_char(*c)) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            // A literal CR would be normalised to LF by parsers.
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes an attribute value; whitespace is written as references because parsers would
+/// otherwise normalise it to spaces.
+pub(crate) fn escape_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().filter(|c| xml_char(*c)) {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ pub fn pairs<'a>(ctx: &Context<'a>, done: &Done<'a>) -> Vec<Pair<'a>> {
 
 /// The empirical CDF of a sketch, as steps at bucket upper bounds.
 pub struct Ecdf {
+    lows: Vec<f64>,
     xs: Vec<f64>,
     cum: Vec<f64>,
 }
@@ -67,15 +68,17 @@ impl Ecdf {
         if total == 0 {
             return None;
         }
+        let mut lows = Vec::with_capacity(bins.len());
         let mut xs = Vec::with_capacity(bins.len());
         let mut cum = Vec::with_capacity(bins.len());
         let mut acc = 0u64;
-        for (_, hi, n) in bins {
+        for (lo, hi, n) in bins {
             acc += n;
+            lows.push(lo);
             xs.push(hi);
             cum.push(acc as f64 / total as f64);
         }
-        Some(Ecdf { xs, cum })
+        Some(Ecdf { lows, xs, cum })
     }
 
     /// Fraction of values at or below `x`.
@@ -86,6 +89,22 @@ impl Ecdf {
         } else {
             self.cum[i - 1]
         }
+    }
+
+    /// Fraction of values at or below `x`, spreading each bucket's mass evenly over its
+    /// range (smooth enough to draw; the step form [`Ecdf::at`] is what the tests use).
+    pub fn at_interpolated(&self, x: f64) -> f64 {
+        // First bucket whose upper bound reaches x.
+        let i = self.xs.partition_point(|&v| v < x);
+        if i >= self.xs.len() {
+            return 1.0;
+        }
+        let before = if i == 0 { 0.0 } else { self.cum[i - 1] };
+        let (lo, hi) = (self.lows[i], self.xs[i]);
+        if x <= lo || hi <= lo {
+            return if x >= hi { self.cum[i] } else { before };
+        }
+        before + (self.cum[i] - before) * (x - lo) / (hi - lo)
     }
 
     fn grid(a: &Ecdf, b: &Ecdf) -> Vec<f64> {
