@@ -13,6 +13,7 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod profile;
+pub mod scan;
 pub mod source;
 pub mod synth;
 
