@@ -14,8 +14,10 @@ pub mod pipeline;
 pub mod policy;
 pub mod profile;
 pub mod scan;
+pub mod serve;
 pub mod source;
 pub mod synth;
+pub mod watch;
 
 /// vigil's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -83,7 +83,7 @@ pub struct CheckArgs {
 
 /// Rule descriptions for renderers.
 pub fn rule_infos() -> Vec<RuleInfo> {
-    CHECKS
+    let mut rules: Vec<RuleInfo> = CHECKS
         .iter()
         .map(|c| RuleInfo {
             code: c.code().to_string(),
@@ -92,7 +92,19 @@ pub fn rule_infos() -> Vec<RuleInfo> {
             default_severity: c.default_severity(),
             help_uri: None,
         })
-        .collect()
+        .collect();
+    rules.extend(
+        crate::watch::detector_docs()
+            .into_iter()
+            .map(|(code, name, doc)| RuleInfo {
+                code: code.to_string(),
+                name: name.to_string(),
+                summary: crate::checks::doc_summary(doc),
+                default_severity: crate::watch::detector_default_severity(code).unwrap_or_default(),
+                help_uri: None,
+            }),
+    );
+    rules
 }
 
 /// Renders a report to bytes.

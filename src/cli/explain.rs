@@ -25,24 +25,44 @@ pub enum DocFormat {
 
 /// Runs `vigil explain`.
 pub fn run(a: ExplainArgs) -> anyhow::Result<ExitStatus> {
-    let Some(check) = registry::find(&a.code) else {
-        anyhow::bail!("unknown check `{}`; `vigil rules` lists them all", a.code);
-    };
-    let text = match a.format {
-        DocFormat::Text => format!(
-            "# {} {}\n\nFamily: {}. Default severity: {}. Needs: {}.\n\n{}\n",
-            check.code(),
-            check.name(),
-            check.family().as_str(),
-            check.default_severity(),
-            super::rules::needs_str(check.needs()),
-            clean_doc(check.doc())
-        ),
-        DocFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&super::rules::rule_json(check))?;
-            s.push('\n');
-            s
+    let text = if let Some(check) = registry::find(&a.code) {
+        match a.format {
+            DocFormat::Text => format!(
+                "# {} {}\n\nFamily: {}. Default severity: {}. Needs: {}.\n\n{}\n",
+                check.code(),
+                check.name(),
+                check.family().as_str(),
+                check.default_severity(),
+                super::rules::needs_str(check.needs()),
+                clean_doc(check.doc())
+            ),
+            DocFormat::Json => {
+                let mut s = serde_json::to_string_pretty(&super::rules::rule_json(check))?;
+                s.push('\n');
+                s
+            }
         }
+    } else if let Some(r) = super::rules::find_other(&a.code) {
+        match a.format {
+            DocFormat::Text => format!(
+                "# {} {}\n\nFamily: {}.{} Needs: {}.\n\n{}\n",
+                r.code,
+                r.name,
+                r.family,
+                r.severity
+                    .map(|s| format!(" Default severity: {s}."))
+                    .unwrap_or_default(),
+                r.needs,
+                clean_doc(r.doc)
+            ),
+            DocFormat::Json => {
+                let mut s = serde_json::to_string_pretty(&super::rules::other_rule_json(&r))?;
+                s.push('\n');
+                s
+            }
+        }
+    } else {
+        anyhow::bail!("unknown check `{}`; `vigil rules` lists them all", a.code);
     };
     super::emit(None, text.as_bytes())?;
     Ok(ExitStatus::Success)

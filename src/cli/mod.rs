@@ -6,6 +6,8 @@ mod explain;
 mod init;
 mod profile;
 mod rules;
+mod serve;
+mod watch;
 
 use crate::exit::ExitStatus;
 use crate::findings::Severity;
@@ -81,6 +83,12 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// List every check.
     Rules(rules::RulesArgs),
+    /// Score live model inputs against the reference: a sidecar (POST /v1/check) or an inline
+    /// proxy (--upstream), with probing detection and /metrics.
+    Serve(serve::ServeArgs),
+    /// Follow a training run's metrics log and flag spikes, NaN, divergence, accuracy drops
+    /// and stalls.
+    Watch(watch::WatchArgs),
     /// Run init, profile and check on a generated poisoned dataset.
     Demo(demo::DemoArgs),
 }
@@ -142,6 +150,8 @@ pub fn run(command: Command, global: Global) -> anyhow::Result<ExitStatus> {
         Command::Check(a) => check::run(a, global),
         Command::Explain(a) => explain::run(a),
         Command::Rules(a) => rules::run(a),
+        Command::Serve(a) => serve::run(a, global),
+        Command::Watch(a) => watch::run(a, global),
         Command::Demo(a) => demo::run(a, global),
     }
 }

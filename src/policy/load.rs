@@ -157,9 +157,19 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Policy, PolicyErrors> {
             "columns" => parse_columns(&mut c, value, &mut policy),
             "conditions" => parse_conditions(&mut c, value, &mut policy),
             "checks" => parse_checks(&mut c, value, &mut policy),
+            "watch" => parse_watch(&mut c, value, &mut policy),
+            "serve" => match typed::<crate::serve::ServeSettings>(value.clone()) {
+                Ok(s) => {
+                    if let Err(m) = s.validate() {
+                        c.at(value.span().start, format!("serve: {m}"));
+                    }
+                    policy.serve = Some(s);
+                }
+                Err(e) => c.toml(start, &e),
+            },
             other => c.at(
                 start,
-                format!("unknown key `{other}`; expected one of `version`, `dataset`, `columns`, `conditions`, `checks`"),
+                format!("unknown key `{other}`; expected one of `version`, `dataset`, `columns`, `conditions`, `checks`, `serve`, `watch`"),
             ),
         }
     }
@@ -334,6 +344,52 @@ fn parse_checks(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy: &mu
         }
         policy.checks.push((code_str, config));
     }
+}
+
+fn parse_watch(c: &mut Collector<'_>, value: &Spanned<DeValue<'_>>, policy: &mut Policy) {
+    let Some(table) = value.get_ref().as_table() else {
+        c.at(value.span().start, "`watch` must be a table: write [watch]");
+        return;
+    };
+    let mut watch = super::WatchPolicy::default();
+    let mut rest = toml::Table::new();
+    for (k, v) in table.iter() {
+        let key = k.get_ref().as_ref();
+        if key == "fields" {
+            match typed::<crate::watch::FieldMap>(v.clone()) {
+                Ok(m) => watch.fields = m,
+                Err(e) => c.at(
+                    v.span().start,
+                    format!("watch.fields: {}", e.message().trim()),
+                ),
+            }
+            continue;
+        }
+        match typed::<toml::Value>(v.clone()) {
+            Ok(val) => {
+                rest.insert(key.to_string(), val);
+            }
+            Err(e) => c.toml(v.span().start, &e),
+        }
+    }
+    let at = |message: &str| {
+        message
+            .split('`')
+            .nth(1)
+            .and_then(|k| key_offset(value, k))
+            .unwrap_or(value.span().start)
+    };
+    match toml::Value::Table(rest).try_into::<crate::watch::WatchSettings>() {
+        Ok(settings) => match settings.validate() {
+            Ok(()) => watch.detectors = settings,
+            Err(m) => c.at(at(&m), format!("watch: {m}")),
+        },
+        Err(e) => {
+            let m = e.message().trim().to_string();
+            c.at(at(&m), format!("watch: {m}"));
+        }
+    }
+    policy.watch = Some(watch);
 }
 
 fn key_offset(table: &Spanned<DeValue<'_>>, key: &str) -> Option<usize> {

@@ -62,6 +62,26 @@ pub struct Policy {
     pub conditions: Vec<ConditionSpec>,
     /// Per-check settings, by code.
     pub checks: Vec<(String, CheckConfig)>,
+    /// `[serve]`: settings of `vigil serve`.
+    pub serve: Option<crate::serve::ServeSettings>,
+    /// `[watch]`: settings of `vigil watch`.
+    pub watch: Option<WatchPolicy>,
+}
+
+/// `[watch]`: how `vigil watch` reads a metrics log and tunes its detectors.
+///
+/// ```toml
+/// [watch]
+/// fields = { "train/loss" = "loss", "eval/acc" = "val_accuracy" }
+/// [watch.loss-spike]
+/// z-threshold = 8.0
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WatchPolicy {
+    /// Log field names read as vigil's known fields.
+    pub fields: crate::watch::FieldMap,
+    /// Warm-up, schedule handling and each detector's options.
+    pub detectors: crate::watch::WatchSettings,
 }
 
 impl Policy {
