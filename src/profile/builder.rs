@@ -15,6 +15,8 @@ pub struct ProfileBuilder {
     scratch: Vec<Vec<u64>>,
     label: Option<LabelAcc>,
     rows: u64,
+    /// Column indices of the sampled numeric features, and the sample.
+    sample: Option<(Vec<usize>, super::sample::RowSample)>,
 }
 
 struct LabelAcc {
@@ -62,11 +64,26 @@ impl ProfileBuilder {
             }
         });
         let scratch = layout.columns.iter().map(|_| Vec::new()).collect();
+        let numeric: Vec<usize> = layout
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.role == Role::Feature && c.kind().is_numeric() && c.present())
+            .map(|(i, _)| i)
+            .collect();
+        let sample = super::sample::RowSample::new(
+            numeric
+                .iter()
+                .map(|&i| layout.columns[i].name.clone())
+                .collect(),
+        )
+        .map(|s| (numeric, s));
         ProfileBuilder {
             columns,
             scratch,
             label,
             rows: 0,
+            sample,
         }
     }
 
@@ -80,6 +97,9 @@ impl ProfileBuilder {
             .for_each(|((profile, scratch), col)| add_column(profile, col, scratch));
         if let Some(label) = &mut self.label {
             label.add(batch);
+        }
+        if let Some((cols, sample)) = &mut self.sample {
+            add_sample(sample, cols, batch);
         }
     }
 
@@ -95,8 +115,34 @@ impl ProfileBuilder {
             rows: self.rows,
             columns: self.columns,
             label,
+            sample: self.sample.map(|s| s.1),
         }
     }
+}
+
+/// Offers a batch's rows to the sample: one cheap hash pass per column, then values are read
+/// only for the few rows whose key can enter.
+fn add_sample(sample: &mut super::sample::RowSample, cols: &[usize], batch: &Batch) {
+    use super::sample::{finish, mix};
+    let mut keys = vec![0u64; batch.len];
+    for &c in cols {
+        if let Some(Col::Num(ca)) = batch.cols.get(c) {
+            for (k, v) in keys.iter_mut().zip(ca.iter()) {
+                *k = mix(*k, v);
+            }
+        } else {
+            for k in keys.iter_mut() {
+                *k = mix(*k, None);
+            }
+        }
+    }
+    for k in keys.iter_mut() {
+        *k = finish(*k);
+    }
+    sample.add(&keys, |i, j| match batch.cols.get(cols[j]) {
+        Some(Col::Num(ca)) => ca.get(i).filter(|x| x.is_finite()),
+        _ => None,
+    });
 }
 
 fn add_column(p: &mut ColumnProfile, col: &Col, first_seen: &mut Vec<u64>) {

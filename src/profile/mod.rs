@@ -15,6 +15,7 @@ pub mod ddsketch;
 pub mod heavy_hitters;
 pub mod hll;
 pub mod moments;
+pub mod sample;
 
 pub use builder::{class_key, ProfileBuilder};
 
@@ -279,6 +280,9 @@ pub struct Profile {
     /// Label statistics, when a label column was named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<LabelProfile>,
+    /// A mergeable sample of rows' numeric features (for multivariate scores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<sample::RowSample>,
 }
 
 impl Profile {
@@ -309,6 +313,12 @@ impl Profile {
             (None, Some(b)) => self.label = Some(b.clone()),
             _ => {}
         }
+        // Samples of different columns cannot be combined; the merged profile then has none
+        // (multivariate scores fall back to per-feature ones).
+        self.sample = match (&self.sample, &other.sample) {
+            (Some(a), Some(b)) => a.merge(b),
+            _ => None,
+        };
         self.rows += other.rows;
         self.sources.extend(other.sources.iter().cloned());
         self.created = now_rfc3339();

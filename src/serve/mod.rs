@@ -7,6 +7,7 @@
 
 pub mod drift;
 pub mod input;
+pub mod mahalanobis;
 pub mod model;
 pub mod outputs;
 pub mod probing;

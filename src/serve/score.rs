@@ -1,8 +1,10 @@
 //! Per-row input checks against the reference and the policy (INF001-INF006).
 
 use super::input::{Cell, Row};
+use super::mahalanobis::Mahalanobis;
 use super::model::{FeatureKind, Model};
 use super::settings::{Action, CheckSettings};
+use crate::profile::sample::RowSample;
 use serde::Serialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
@@ -40,7 +42,7 @@ pub const DOCS: &[(&str, &str, &str)] = &[
     (
         "INF006",
         "input-out-of-distribution",
-        "## What it checks\nThe row as a whole: the sum of squared robust z-scores of its numeric features (each clipped at 12), a diagonal robust Mahalanobis distance, compared with the chi-squared quantile for the number of features present at `1 - ood-false-alarm-rate` (default 1e-4).\n\n## Why it matters\nAdversarial and out-of-distribution inputs are often unremarkable feature by feature but improbable together: many features each moderately off.\n\n## Example\n16 features each at z = 2.5: no single feature is extreme, but the distance is 100 against a threshold of 42.3.\n\n## Configuration\n`[serve.checks] ood = \"flag\"`, `ood-false-alarm-rate = 1e-4`.\n\n## False positives\nThe threshold assumes roughly independent features; strongly correlated features that move together make legitimate rows score higher. Lower the false-alarm rate, or set the check to observe.",
+        "## What it checks\nThe row as a whole: its robust Mahalanobis distance to the reference, in robust-z units. The covariance is fitted when vigil serve loads the reference, on the reference profile's row sample (up to 1,024 distinct rows kept by `vigil profile`), with a few concentration steps of the minimum covariance determinant estimator (the 75% most central rows), shrunk 5% towards the diagonal. The threshold is the chi-squared quantile at `1 - ood-false-alarm-rate` (default 1e-4), scaled by the fit's consistency factor. Rows with a missing numeric feature, and references without a sample (profiles from older versions, merged profiles of different columns, more than 4,096 numeric features), use the sum of squared per-feature robust z-scores (each clipped at 12) against the chi-squared quantile instead.\n\n## Why it matters\nAdversarial and out-of-distribution inputs are often unremarkable feature by feature but improbable together: a point between clusters, or features that normally move together moving apart. Uniform extraction sweeps over the input box are caught this way.\n\n## Example\n`f00` and `f01` rise and fall together in the reference; a row with `f00 = 2`, `f01 = -2` is within each feature's range but far from the data.\n\n## Configuration\n`[serve.checks] ood = \"flag\"`, `ood-false-alarm-rate = 1e-4`.\n\n## False positives\nA reference sample that does not cover a legitimate mode of live traffic (seasonal data, a new customer segment): profile a reference that includes it.",
     ),
 ];
 
@@ -84,11 +86,14 @@ pub struct Scorer {
     settings: CheckSettings,
     /// Chi-squared thresholds by number of numeric features present (index = count).
     chi2: Vec<f64>,
+    /// Full-covariance distance fitted on the reference's row sample, when it has one.
+    mahalanobis: Option<Mahalanobis>,
 }
 
 impl Scorer {
-    /// A scorer for `model` with `settings`.
-    pub fn new(model: &Model, settings: &CheckSettings) -> Scorer {
+    /// A scorer for `model` with `settings`; `sample` (the reference's row sample) enables
+    /// the full-covariance robust Mahalanobis distance.
+    pub fn new(model: &Model, settings: &CheckSettings, sample: Option<&RowSample>) -> Scorer {
         let d = model.features.len();
         let chi2 = (0..=d)
             .map(|k| {
@@ -100,10 +105,17 @@ impl Scorer {
                     .unwrap_or(f64::INFINITY)
             })
             .collect();
+        let mahalanobis = sample.and_then(|s| fit_sample(model, s, settings.ood_false_alarm_rate));
         Scorer {
             settings: settings.clone(),
             chi2,
+            mahalanobis,
         }
+    }
+
+    /// Whether the full-covariance distance is in use.
+    pub fn has_mahalanobis(&self) -> bool {
+        self.mahalanobis.is_some()
     }
 
     /// Scores one row. `z_out` receives the row in robust-z units (categoricals as their bin
@@ -278,14 +290,35 @@ impl Scorer {
                 },
             );
         }
-        let limit = self.chi2.get(k).copied().unwrap_or(f64::INFINITY);
+        let full = self.mahalanobis.as_ref().and_then(|m| {
+            let z: Option<Vec<f64>> = m
+                .features
+                .iter()
+                .map(|&i| match row.cells.get(i) {
+                    Some(Cell::Num(x)) if x.is_finite() => z_out.get(i).copied(),
+                    _ => None,
+                })
+                .collect();
+            z.map(|z| (m.distance2(&z), m.threshold, m.features.len()))
+        });
+        let (d2, limit, k, kind) = match full {
+            Some((d2, limit, k)) => (d2, limit, k, "robust Mahalanobis distance"),
+            None => (
+                d2,
+                self.chi2.get(k).copied().unwrap_or(f64::INFINITY),
+                k,
+                "per-feature distance",
+            ),
+        };
         let ood = if limit.is_finite() { d2 / limit } else { 0.0 };
         if ood >= 1.0 {
             reasons.push(Reason {
                 code: "INF006",
                 check: "input-out-of-distribution",
                 feature: None,
-                message: format!("distance {d2:.1} over {k} features is beyond the chi-squared threshold {limit:.1}"),
+                message: format!(
+                    "{kind} {d2:.1} over {k} features is beyond the threshold {limit:.1}"
+                ),
                 score: Some(d2),
                 threshold: Some(limit),
                 action: s.ood,
@@ -297,4 +330,37 @@ impl Scorer {
             reasons,
         }
     }
+}
+
+/// Fits the full-covariance distance on the numeric features the sample and the model share.
+fn fit_sample(model: &Model, sample: &RowSample, rate: f64) -> Option<Mahalanobis> {
+    let mut features = Vec::new();
+    let mut columns = Vec::new();
+    for (i, f) in model.features.iter().enumerate() {
+        if let FeatureKind::Numeric(n) = &f.kind {
+            if n.scale.is_some() {
+                if let Some(j) = sample.columns.iter().position(|c| *c == f.name) {
+                    features.push(i);
+                    columns.push((j, n));
+                }
+            }
+        }
+    }
+    let rows: Vec<Vec<f64>> = sample
+        .rows
+        .iter()
+        .filter_map(|r| {
+            columns
+                .iter()
+                .map(|(j, n)| {
+                    r.values
+                        .get(*j)
+                        .copied()
+                        .flatten()
+                        .map(|x| n.standardize(x))
+                })
+                .collect()
+        })
+        .collect();
+    Mahalanobis::fit(features, &rows, rate)
 }

@@ -68,7 +68,7 @@ impl Loaded {
     ) -> anyhow::Result<Loaded> {
         let model =
             Model::build(reference, policy).map_err(|e| anyhow::anyhow!("reference: {e}"))?;
-        let scorer = Scorer::new(&model, &settings.checks);
+        let scorer = Scorer::new(&model, &settings.checks, reference.sample.as_ref());
         Ok(Loaded {
             model,
             scorer,

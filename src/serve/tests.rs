@@ -142,7 +142,7 @@ fn benign_rows_are_allowed_and_bad_ones_flagged_with_reasons() {
 #[test]
 fn many_moderately_off_features_are_out_of_distribution() {
     let m = model();
-    let scorer = super::score::Scorer::new(&m, &Default::default());
+    let scorer = super::score::Scorer::new(&m, &Default::default(), None);
     let row = |x: f64, y: f64| super::input::Row {
         cells: vec![
             super::input::Cell::Num(x),
