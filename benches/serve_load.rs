@@ -6,6 +6,7 @@
 //! - proxy overhead: the same inference call made straight to the model server and through
 //!   `vigil serve --upstream`, in the same run (p50/p99 of each and the difference);
 //! - memory with 100,000 distinct clients (RSS before and after).
+//!
 //! Targets (issue 4): >= 50,000 req/s with p99 < 2 ms for single-row checks; proxy adds
 //! < 200 us at p50. `VIGIL_BENCH_SECS` sets each phase's length (default 5),
 //! `VIGIL_BENCH_CONNS` the number of keep-alive connections (default 32).

@@ -7,8 +7,10 @@ pub enum ExitStatus {
     Success,
     /// 1: findings at or above `--fail-on`.
     Failure,
-    /// 2: vigil itself failed: bad input, bad policy, I/O.
+    /// 2: vigil itself failed: bad input, bad policy, I/O (and a scan that could not finish).
     Error,
+    /// 3: `vigil scan` found only files it does not support (nothing was checked).
+    Unsupported,
 }
 
 impl ExitStatus {
@@ -18,6 +20,7 @@ impl ExitStatus {
             ExitStatus::Success => 0,
             ExitStatus::Failure => 1,
             ExitStatus::Error => 2,
+            ExitStatus::Unsupported => 3,
         }
     }
 }

@@ -41,8 +41,16 @@ pub const TRAINING_ANOMALIES: &str = "vigil_training_anomalies_total";
 /// `vigil_training_skipped_lines_total{run}`: log lines that could not be read.
 pub const TRAINING_SKIPPED_LINES: &str = "vigil_training_skipped_lines_total";
 
-/// Every metric name this module registers (the spec test compares against `docs/metrics.md`).
+/// `vigil_scan_files{verdict}`: files of the last `vigil scan`, by verdict.
+pub const SCAN_FILES: &str = "vigil_scan_files";
+/// `vigil_scan_last_run_timestamp_seconds`: when the last scan finished (Unix seconds).
+pub const SCAN_LAST_RUN: &str = "vigil_scan_last_run_timestamp_seconds";
+
+/// Every batch metric name this module registers (`rules/METRICS.md` is the spec;
+/// `tests/metrics_spec.rs` compares them).
 pub const ALL: &[&str] = &[
+    SCAN_FILES,
+    SCAN_LAST_RUN,
     CHECK_LAST_RUN,
     CHECK_DURATION,
     CHECK_ROWS,
@@ -221,6 +229,38 @@ pub fn watch_registry(runs: &[(&str, &crate::watch::Status)]) -> prometheus::Res
     Ok(registry)
 }
 
+/// Builds the registry of a scan's metrics: files by verdict (every verdict, 0 when none) and
+/// the time it finished.
+pub fn scan_registry(report: &crate::scan::ScanReport) -> prometheus::Result<Registry> {
+    let registry = Registry::new();
+    let files = GaugeVec::new(
+        Opts::new(SCAN_FILES, "Files of the last vigil scan, by verdict."),
+        &["verdict"],
+    )?;
+    registry.register(Box::new(files.clone()))?;
+    let (clean, findings, inconclusive, unsupported) = report.counts();
+    for (v, n) in [
+        ("clean", clean),
+        ("findings", findings),
+        ("inconclusive", inconclusive),
+        ("unsupported", unsupported),
+    ] {
+        files.with_label_values(&[v]).set(n as f64);
+    }
+    let last = prometheus::Gauge::new(
+        SCAN_LAST_RUN,
+        "When the last vigil scan finished (Unix seconds).",
+    )?;
+    registry.register(Box::new(last.clone()))?;
+    last.set(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+    );
+    Ok(registry)
+}
+
 /// The registry in Prometheus text format.
 pub fn encode(registry: &Registry) -> prometheus::Result<String> {
     let mut buf = Vec::new();
@@ -235,18 +275,18 @@ pub fn write_textfile(registry: &Registry, path: &std::path::Path) -> anyhow::Re
     Ok(())
 }
 
-/// Pushes the registry to a Pushgateway under job `vigil_check`, grouped by `instance` = the
-/// dataset name so runs on different datasets do not replace each other.
-pub fn push(registry: &Registry, url: &str, dataset: &str) -> prometheus::Result<()> {
+/// Pushes the registry to a Pushgateway under `job`, grouped by `instance` (the dataset or
+/// scan name) so runs on different datasets do not replace each other.
+pub fn push(registry: &Registry, url: &str, job: &str, instance: &str) -> prometheus::Result<()> {
     let mut grouping = std::collections::HashMap::new();
-    grouping.insert("instance".to_string(), dataset.to_string());
+    grouping.insert("instance".to_string(), instance.to_string());
     let url = url.trim_end_matches('/');
     let url = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
         .map(|_| url.to_string())
         .unwrap_or_else(|| format!("http://{url}"));
-    prometheus::push_metrics("vigil_check", grouping, &url, registry.gather(), None)
+    prometheus::push_metrics(job, grouping, &url, registry.gather(), None)
 }
 
 // ---- vigil serve: live metrics of the sidecar / proxy -------------------------------------

@@ -177,7 +177,7 @@ pub fn run(a: CheckArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
                 .with_context(|| format!("cannot write metrics to {}", path.display()))?;
         }
         if let Some(url) = &a.pushgateway {
-            metrics::push(&registry, url, &a.dataset_name)
+            metrics::push(&registry, url, "vigil_check", &a.dataset_name)
                 .with_context(|| format!("cannot push metrics to {url}"))?;
         }
     }

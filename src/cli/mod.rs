@@ -6,6 +6,7 @@ mod explain;
 mod init;
 mod profile;
 mod rules;
+mod scan;
 mod serve;
 mod watch;
 
@@ -89,6 +90,10 @@ pub enum Command {
     /// Follow a training run's metrics log and flag spikes, NaN, divergence, accuracy drops
     /// and stalls.
     Watch(watch::WatchArgs),
+    /// Scan model files (pickle, joblib, PyTorch, NumPy, Keras, archives) without loading them.
+    Scan(scan::ScanArgs),
+    /// Write a sha256sum-format manifest of model files (for `vigil scan --manifest`).
+    Manifest(scan::ManifestArgs),
     /// Run init, profile and check on a generated poisoned dataset.
     Demo(demo::DemoArgs),
 }
@@ -152,6 +157,8 @@ pub fn run(command: Command, global: Global) -> anyhow::Result<ExitStatus> {
         Command::Rules(a) => rules::run(a),
         Command::Serve(a) => serve::run(a, global),
         Command::Watch(a) => watch::run(a, global),
+        Command::Scan(a) => scan::run(a, global),
+        Command::Manifest(a) => scan::run_manifest(a),
         Command::Demo(a) => demo::run(a, global),
     }
 }

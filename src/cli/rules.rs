@@ -75,6 +75,16 @@ pub fn other_rules() -> Vec<OtherRule> {
             doc,
         });
     }
+    for (code, name, doc, severity) in crate::scan::rule_docs() {
+        v.push(OtherRule {
+            code,
+            name,
+            family: "model file",
+            needs: "vigil scan",
+            severity: crate::findings::Severity::parse(severity.as_str()),
+            doc,
+        });
+    }
     for (code, name, doc) in crate::serve::probing::detector_docs() {
         v.push(OtherRule {
             code,

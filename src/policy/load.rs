@@ -167,9 +167,18 @@ pub(super) fn parse(text: &str, path: &str) -> Result<Policy, PolicyErrors> {
                 }
                 Err(e) => c.toml(start, &e),
             },
+            "scan" => match typed::<crate::scan::ScanPolicy>(value.clone()) {
+                Ok(s) => {
+                    if let Err(m) = s.validate() {
+                        c.at(value.span().start, format!("scan: {m}"));
+                    }
+                    policy.scan = Some(s);
+                }
+                Err(e) => c.toml(start, &e),
+            },
             other => c.at(
                 start,
-                format!("unknown key `{other}`; expected one of `version`, `dataset`, `columns`, `conditions`, `checks`, `serve`, `watch`"),
+                format!("unknown key `{other}`; expected one of `version`, `dataset`, `columns`, `conditions`, `checks`, `serve`, `watch`, `scan`"),
             ),
         }
     }

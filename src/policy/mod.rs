@@ -66,6 +66,8 @@ pub struct Policy {
     pub serve: Option<crate::serve::ServeSettings>,
     /// `[watch]`: settings of `vigil watch`.
     pub watch: Option<WatchPolicy>,
+    /// `[scan]`: what `vigil scan` allows model files to import.
+    pub scan: Option<crate::scan::ScanPolicy>,
 }
 
 /// `[watch]`: how `vigil watch` reads a metrics log and tunes its detectors.

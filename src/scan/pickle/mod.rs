@@ -26,6 +26,7 @@
 mod compat;
 mod decode;
 mod input;
+mod joblib;
 mod memo;
 mod opcodes;
 mod repr;
@@ -113,6 +114,12 @@ pub struct Analysis {
     pub calls: Vec<Call>,
     /// Every persistent id handed to `persistent_load`, in stream order.
     pub persistent_ids: Vec<PersistentId>,
+    /// Joblib dialect: NumpyArrayWrapper arrays whose bytes followed the
+    /// wrapper in the stream (skipped, or read as a nested object pickle).
+    pub arrays: u64,
+    /// Of those, raw arrays written without joblib >= 1.2's alignment
+    /// padding: plain `pickle.load` would read their bytes as opcodes.
+    pub unpadded_arrays: u64,
     /// Why the analysis stopped early; `Some` means inconclusive.
     pub error: Option<ParseError>,
 }
@@ -201,6 +208,34 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// Which loader reads the stream. Loaders built on pickle sometimes read
+/// bytes of their own between opcodes; the VM must skip exactly those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// `pickle.load`: every byte is an opcode or its argument.
+    #[default]
+    Pickle,
+    /// `joblib.load`: after BUILD on a `joblib.numpy_pickle.NumpyArrayWrapper`
+    /// the array's bytes follow in the stream (an alignment byte and padding,
+    /// then `prod(shape) * itemsize` raw bytes, or a nested pickle for
+    /// object arrays). Identical to [`Dialect::Pickle`] on streams without
+    /// such a wrapper. A wrapper whose layout cannot be determined exactly
+    /// stops the analysis with an error (inconclusive).
+    Joblib,
+}
+
+/// How a stream is read, beyond [`Limits`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The loader's dialect.
+    pub dialect: Dialect,
+    /// Stop (without error) after this many pickles: the loader reads
+    /// exactly that many and treats the rest as raw data (legacy PyTorch
+    /// files read five pickles, then storage bytes). `None`: read pickles
+    /// until the end of the stream.
+    pub stop_after: Option<usize>,
+}
+
 /// Analyses an in-memory pickle stream.
 pub fn analyze(data: &[u8], limits: &Limits) -> Analysis {
     analyze_reader(data, limits)
@@ -208,7 +243,12 @@ pub fn analyze(data: &[u8], limits: &Limits) -> Analysis {
 
 /// Analyses a pickle stream from any reader, in O(1) memory.
 pub fn analyze_reader<R: std::io::Read>(r: R, limits: &Limits) -> Analysis {
-    vm::run(r, limits, false).0
+    vm::run(r, limits, &Options::default(), false).0
+}
+
+/// [`analyze_reader`] for a given loader dialect.
+pub fn analyze_reader_with<R: std::io::Read>(r: R, limits: &Limits, options: &Options) -> Analysis {
+    vm::run(r, limits, options, false).0
 }
 
 /// Opcode-level trace for differential tests: (offset, opcode name as
@@ -217,6 +257,6 @@ pub fn trace(
     data: &[u8],
     limits: &Limits,
 ) -> (Vec<(u64, &'static str, String)>, Option<ParseError>) {
-    let (analysis, trace) = vm::run(data, limits, true);
+    let (analysis, trace) = vm::run(data, limits, &Options::default(), true);
     (trace, analysis.error)
 }

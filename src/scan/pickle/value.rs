@@ -102,6 +102,53 @@ pub(crate) struct Seq {
     pub(crate) len: u64,
     pub(crate) depth: u32,
     pub(crate) pair: Option<[Shape; 2]>,
+    /// Dict entries kept under the joblib dialect (see [`Kept`]).
+    pub(crate) kept: Option<Box<Kept>>,
+}
+
+/// The entries of a dict that joblib reads from a `NumpyArrayWrapper`'s
+/// state, kept only under the joblib dialect (last assignment wins). Values
+/// that are mutable containers are not kept (`None` stands for "some
+/// value"), so no reference cycle can form.
+#[derive(Default)]
+pub(crate) struct Kept {
+    pub(crate) fields: Vec<(&'static str, Option<Value>)>,
+}
+
+/// The wrapper attributes joblib's reading depends on.
+pub(crate) const KEPT_KEYS: [&str; 3] = ["shape", "dtype", "numpy_array_alignment_bytes"];
+
+impl Kept {
+    /// Applies `d[key] = value` for each (key, value) pair in `pairs`.
+    pub(crate) fn set_fields(kept: &mut Option<Box<Kept>>, pairs: &[Value]) {
+        for pair in pairs.chunks(2) {
+            let (Some(Value::Str(k)), Some(v)) = (pair.first(), pair.get(1)) else {
+                continue;
+            };
+            let Some(key) = KEPT_KEYS
+                .iter()
+                .copied()
+                .find(|n| k.complete && *n == &*k.shown)
+            else {
+                continue;
+            };
+            let v = match v {
+                Value::List(_) | Value::Dict(_) | Value::Set(_) => None,
+                v => Some(v.clone()),
+            };
+            let fields = &mut kept.get_or_insert_with(Box::default).fields;
+            match fields.iter_mut().find(|(n, _)| *n == key) {
+                Some(slot) => slot.1 = v,
+                None => fields.push((key, v)),
+            }
+        }
+    }
+
+    /// The entry for `key`: `None` if absent, `Some(None)` if present with a
+    /// value that was not kept.
+    pub(crate) fn field(&self, key: &str) -> Option<&Option<Value>> {
+        self.fields.iter().find(|(n, _)| *n == key).map(|(_, v)| v)
+    }
 }
 
 /// One rendered element, computed before the target container is borrowed

@@ -11,11 +11,12 @@ use super::decode::{
     utf8_display, utf8_prefix, IntVal, Utf8Check,
 };
 use super::input::{Input, InputError, LineInfo};
+use super::joblib::{ArrayRead, Joblib};
 use super::memo::Memo;
 use super::opcodes as op;
 use super::repr::{repr_float, repr_str, Bounded};
-use super::value::{live_bytes, Kind, RenderCfg, Seq, Shape, Value};
-use super::{Analysis, Call, CallKind, Import, Limits, ParseError, PersistentId};
+use super::value::{live_bytes, Kept, Kind, RenderCfg, Seq, Shape, Value};
+use super::{Analysis, Call, CallKind, Dialect, Import, Limits, Options, ParseError, PersistentId};
 
 /// One `trace()` row.
 pub(crate) type TraceRow = (u64, &'static str, String);
@@ -86,6 +87,10 @@ pub(crate) struct Vm<'l> {
     /// opcodes inside it and move the error back to the FRAME afterwards:
     /// same verdict, but nothing present in the bytes goes unreported.
     frames: Vec<(u64, u64, usize)>,
+    /// Stop cleanly after this many pickles (`Options::stop_after`).
+    stop_after: Option<usize>,
+    /// Joblib dialect state; `None` under plain pickle.
+    joblib: Option<Joblib>,
 }
 
 /// Pending frames tracked at once (each must reach further than the last,
@@ -94,7 +99,12 @@ const MAX_PENDING_FRAMES: usize = 1024;
 
 /// Runs the machine over a stream; returns the analysis and, if `tracing`,
 /// the opcode trace.
-pub(crate) fn run<R: Read>(r: R, lim: &Limits, tracing: bool) -> (Analysis, Vec<TraceRow>) {
+pub(crate) fn run<R: Read>(
+    r: R,
+    lim: &Limits,
+    opts: &Options,
+    tracing: bool,
+) -> (Analysis, Vec<TraceRow>) {
     let mut input = Input::new(r, lim.max_input_bytes);
     let mut vm = Vm {
         lim,
@@ -115,6 +125,8 @@ pub(crate) fn run<R: Read>(r: R, lim: &Limits, tracing: bool) -> (Analysis, Vec<
             imports: Vec::new(),
             calls: Vec::new(),
             persistent_ids: Vec::new(),
+            arrays: 0,
+            unpadded_arrays: 0,
             error: None,
         },
         tracing,
@@ -124,6 +136,8 @@ pub(crate) fn run<R: Read>(r: R, lim: &Limits, tracing: bool) -> (Analysis, Vec<
         scratch: Vec::new(),
         base_live: live_bytes(),
         frames: Vec::new(),
+        stop_after: opts.stop_after,
+        joblib: (opts.dialect == Dialect::Joblib).then(Joblib::default),
     };
     vm.run_stream(&mut input);
     vm.reset();
@@ -174,6 +188,11 @@ impl Vm<'_> {
                     self.set_error(offset, message);
                     break;
                 }
+            }
+            if self.stop_after == Some(self.out.pickles) {
+                // The loader reads no further: what follows is its raw data.
+                self.frames.clear();
+                return;
             }
         }
         if let Some((at, pickle)) = self.short_frame(input) {
@@ -625,7 +644,7 @@ impl Vm<'_> {
                 let i = self.marker()?;
                 self.do_append(i as i64)?;
             }
-            op::BUILD => self.op_build(at)?,
+            op::BUILD => self.op_build(at, input)?,
             op::GLOBAL => self.op_global(at, input)?,
             op::INST => self.op_inst(at, input)?,
             op::OBJ => self.op_obj(at)?,
@@ -637,7 +656,10 @@ impl Vm<'_> {
                 }
                 let items = if i < j { self.pop_from(i)? } else { Vec::new() };
                 self.check_hashable(items.iter().step_by(2))?;
-                let seq = Seq::from_values(&items, true, self.cfg);
+                let mut seq = Seq::from_values(&items, true, self.cfg);
+                if self.joblib.is_some() {
+                    Kept::set_fields(&mut seq.kept, &items);
+                }
                 self.check_depth(seq.depth)?;
                 self.push(Value::mutable(Kind::Dict, seq, self.cfg))?;
             }
@@ -1113,6 +1135,9 @@ impl Vm<'_> {
         let rendered = self.call_text(&name, &args);
         let depth = args.depth().max(callable.depth()).saturating_add(1);
         let r = self.record_call(CallKind::Reduce, at, name, rendered, depth)?;
+        if let Some(j) = self.joblib.as_mut() {
+            j.note_call(&callable, &args, &r).map_err(Fail::Msg)?;
+        }
         self.push(r)
     }
 
@@ -1170,7 +1195,7 @@ impl Vm<'_> {
         self.push(r)
     }
 
-    fn op_build(&mut self, at: u64) -> Res<()> {
+    fn op_build<R: Read>(&mut self, at: u64, input: &mut Input<R>) -> Res<()> {
         if self.stack.len() < self.fence() + 2 {
             return self.underflow();
         }
@@ -1193,7 +1218,70 @@ impl Vm<'_> {
         b.push(")");
         let depth = inst.depth().max(state.depth()).saturating_add(1);
         self.record_call(CallKind::Build, at, origin, b.finish(), depth)?;
-        Ok(())
+        let read = match self.joblib.as_mut() {
+            Some(j) => j.note_build(&inst, &state).map_err(Fail::Msg)?,
+            None => None,
+        };
+        match read {
+            Some(read) => self.read_joblib_array(read, input),
+            None => Ok(()),
+        }
+    }
+
+    /// joblib's `NumpyArrayWrapper.read`: consumes the array's bytes and
+    /// replaces the wrapper on the stack by the array.
+    fn read_joblib_array<R: Read>(&mut self, read: ArrayRead, input: &mut Input<R>) -> Res<()> {
+        let pos = input.pos();
+        if self.frames.iter().any(|&(end, _, _)| end > pos) {
+            // joblib reads the array from the file, after the frame; the
+            // rest of the frame would run later. Not modelled.
+            return fail("joblib array data inside a pickle frame: not analysable exactly");
+        }
+        let rendered = match read {
+            ArrayRead::Raw { padded, bytes } => {
+                if padded {
+                    let [pad] = input.read_array::<1>()?;
+                    input.read_payload(u64::from(pad), |_| {})?;
+                    input.skipped += u64::from(pad) + 1;
+                } else {
+                    self.out.unpadded_arrays += 1;
+                }
+                input.read_payload(bytes, |_| {})?;
+                input.skipped += bytes;
+                format!("<numpy array of {bytes} bytes>")
+            }
+            ArrayRead::Objects => {
+                self.nested_pickle(input)?;
+                "<numpy object array>".to_string()
+            }
+        };
+        self.out.arrays += 1;
+        self.pop()?;
+        self.push(Value::object("numpy.ndarray".into(), rendered, 0))
+    }
+
+    /// `pickle.load(file)` in the middle of the stream: a fresh unpickler
+    /// (plain pickle, own stack and memo) reads exactly one pickle; then the
+    /// outer one resumes.
+    fn nested_pickle<R: Read>(&mut self, input: &mut Input<R>) -> Res<()> {
+        let stack = std::mem::take(&mut self.stack);
+        let marks = std::mem::take(&mut self.marks);
+        let memo = std::mem::take(&mut self.memo);
+        let frames = std::mem::take(&mut self.frames);
+        let joblib = self.joblib.take();
+        let proto = std::mem::replace(&mut self.proto, 0);
+        let res = self.run_pickle(input);
+        self.stack = stack;
+        self.marks = marks;
+        self.memo = memo;
+        self.frames = frames;
+        self.joblib = joblib;
+        self.proto = proto;
+        res.map_err(|(offset, msg)| {
+            Fail::Msg(format!(
+                "in the object array pickle at byte {offset}: {msg}"
+            ))
+        })
     }
 
     /// BUILD on a builtin value: no `__setstate__`, and no `__dict__` to
@@ -1327,6 +1415,11 @@ impl Vm<'_> {
             Value::Dict(c) => {
                 self.check_hashable(items.iter().step_by(2))?;
                 self.extend_seq(c, &items, true)?;
+                if self.joblib.is_some() {
+                    if let Ok(mut s) = c.try_borrow_mut() {
+                        Kept::set_fields(&mut s.kept, &items);
+                    }
+                }
             }
             Value::List(_) | Value::ByteArray(_) => seq_setitems(&target, &items)?,
             v if !v.is_plain() => {}

@@ -5,6 +5,7 @@
 
 mod corpus;
 mod differential;
+mod joblib;
 mod props;
 mod speed;
 mod unit;
