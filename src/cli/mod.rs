@@ -19,7 +19,9 @@ const EXIT_CODES: &str = "\
 Exit status:
   0  no finding at or above --fail-on (or --exit-zero)
   1  findings at or above --fail-on
-  2  vigil itself failed: bad input, bad policy or profile, I/O";
+  2  vigil itself failed: bad input, bad policy or profile, I/O
+     (vigil scan: a file could not be scanned to the end: inconclusive)
+  3  vigil scan: only unsupported files, nothing was checked";
 
 /// vigil: guards ML training data, inference inputs and model files.
 #[derive(Debug, Parser)]
