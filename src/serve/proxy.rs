@@ -3,7 +3,7 @@
 //! for output monitoring. Every other request streams through untouched.
 
 use super::input::{parse_request, parse_response_outputs};
-use super::routes::{block_status, client_id, error, read_body, rejection_reason, Peer, Shared};
+use super::routes::{block_status, client_id, error, read_limited, rejection_reason, Peer, Shared};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, Request, StatusCode, Uri};
@@ -123,14 +123,7 @@ pub async fn forward(State(s): State<Shared>, Peer(peer): Peer, req: Request<Bod
         return send(state, &up, Request::from_parts(parts, body), None).await;
     };
     let started = Instant::now();
-    let bytes = match read_body(
-        state,
-        body,
-        settings.max_body_bytes,
-        Duration::from_millis(settings.body_timeout_ms),
-    )
-    .await
-    {
+    let bytes = match read_limited(state, &loaded, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -119,6 +119,22 @@ pub async fn read_body(
     }
 }
 
+/// Reads a body within the limits of the loaded settings.
+pub async fn read_limited(
+    state: &AppState,
+    loaded: &super::state::Loaded,
+    body: Body,
+) -> Result<Bytes, Response> {
+    let s = &loaded.settings;
+    read_body(
+        state,
+        body,
+        s.max_body_bytes,
+        Duration::from_millis(s.body_timeout_ms),
+    )
+    .await
+}
+
 /// The client identity: the configured header (`authorization` is hashed), else the peer.
 pub fn client_id(
     header_name: Option<&str>,
@@ -175,14 +191,7 @@ async fn check(
     let state = &s.state;
     let loaded = state.current();
     let settings = &loaded.settings;
-    let bytes = match read_body(
-        state,
-        body,
-        settings.max_body_bytes,
-        Duration::from_millis(settings.body_timeout_ms),
-    )
-    .await
-    {
+    let bytes = match read_limited(state, &loaded, body).await {
         Ok(b) => b,
         Err(r) => {
             record(state, "/v1/check", r.status(), started);

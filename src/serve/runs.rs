@@ -5,7 +5,7 @@
 //! JSON array of records, or one record. Runs are kept in a table capped at `[serve] max-runs`;
 //! the run idle longest is dropped first.
 
-use super::routes::{error, read_body, Shared};
+use super::routes::{error, read_limited, Shared};
 use super::state::lock;
 use crate::watch::{FieldMap, LineFormat, LineParser, WatchSettings, Watcher};
 use axum::body::Body;
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Longest run name kept (longer names are refused: they are metric label values).
 const MAX_RUN_NAME: usize = 64;
@@ -166,14 +166,7 @@ async fn ingest(State(s): State<Shared>, Path(run): Path<String>, body: Body) ->
     let state = &s.state;
     let loaded = state.current();
     let settings = &loaded.settings;
-    let bytes = match read_body(
-        state,
-        body,
-        settings.max_body_bytes,
-        Duration::from_millis(settings.body_timeout_ms),
-    )
-    .await
-    {
+    let bytes = match read_limited(state, &loaded, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };

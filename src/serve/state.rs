@@ -235,28 +235,7 @@ impl AppState {
         let mut rows = Vec::with_capacity(req.rows.len());
         let mut z = Vec::with_capacity(loaded.model.features.len());
         let mut rate_limited = false;
-        {
-            let mut drift = lock(&self.drift);
-            let window = &loaded.settings.drift;
-            let d = drift
-                .entry(label.clone())
-                .or_insert_with(|| Drift::new(&loaded.model, window.window, window.min_values));
-            for r in &req.rows {
-                d.observe_row(&loaded.model, r);
-            }
-            for p in &req.outputs {
-                if let Some(s) = outputs::stats(p) {
-                    t.confidence
-                        .with_label_values(&[&label])
-                        .observe(s.confidence);
-                    t.entropy.with_label_values(&[&label]).observe(s.entropy);
-                    t.margin.with_label_values(&[&label]).observe(s.margin);
-                    if p.len() == loaded.model.classes.len() {
-                        d.observe_prediction(s.class);
-                    }
-                }
-            }
-        }
+        self.observe(loaded, &label, &req.rows, &req.outputs);
         for (i, r) in req.rows.iter().enumerate() {
             let mut score = loaded.scorer.score(&loaded.model, r, &mut z);
             let probe = lock(&self.probing).observe(client, &z, now);
@@ -313,19 +292,27 @@ impl AppState {
     /// Records outputs read from a proxied response.
     pub fn observe_outputs(&self, loaded: &Loaded, model: Option<&str>, outs: &[Vec<f64>]) {
         let label = loaded.settings.model_label(model).to_string();
+        self.observe(loaded, &label, &[], outs);
+    }
+
+    /// Adds rows and outputs to the drift windows and output histograms of model `label`.
+    fn observe(&self, loaded: &Loaded, label: &str, rows: &[super::input::Row], outs: &[Vec<f64>]) {
         let t = &self.telemetry;
         let mut drift = lock(&self.drift);
         let window = &loaded.settings.drift;
         let d = drift
-            .entry(label.clone())
+            .entry(label.to_string())
             .or_insert_with(|| Drift::new(&loaded.model, window.window, window.min_values));
+        for r in rows {
+            d.observe_row(&loaded.model, r);
+        }
         for p in outs {
             if let Some(s) = outputs::stats(p) {
                 t.confidence
-                    .with_label_values(&[&label])
+                    .with_label_values(&[label])
                     .observe(s.confidence);
-                t.entropy.with_label_values(&[&label]).observe(s.entropy);
-                t.margin.with_label_values(&[&label]).observe(s.margin);
+                t.entropy.with_label_values(&[label]).observe(s.entropy);
+                t.margin.with_label_values(&[label]).observe(s.margin);
                 if p.len() == loaded.model.classes.len() {
                     d.observe_prediction(s.class);
                 }
