@@ -32,6 +32,14 @@ pub const TRAINING_LAST_STEP: &str = "vigil_training_last_step";
 pub const TRAINING_LAST_STEP_TIME: &str = "vigil_training_last_step_timestamp_seconds";
 /// `vigil_training_loss{run}`: the last training loss (NaN when it was not finite).
 pub const TRAINING_LOSS: &str = "vigil_training_loss";
+/// `vigil_training_val_loss{run}`: the last validation loss (NaN when it was not finite).
+pub const TRAINING_VAL_LOSS: &str = "vigil_training_val_loss";
+/// `vigil_training_accuracy_ratio{run}`: the last training accuracy.
+pub const TRAINING_ACCURACY: &str = "vigil_training_accuracy_ratio";
+/// `vigil_training_val_accuracy_ratio{run}`: the last validation accuracy.
+pub const TRAINING_VAL_ACCURACY: &str = "vigil_training_val_accuracy_ratio";
+/// `vigil_training_grad_norm{run}`: the last gradient norm (NaN when it was not finite).
+pub const TRAINING_GRAD_NORM: &str = "vigil_training_grad_norm";
 /// `vigil_training_learning_rate{run}`: the last learning rate logged.
 pub const TRAINING_LEARNING_RATE: &str = "vigil_training_learning_rate";
 /// `vigil_training_in_warmup{run}`: 1 while the run is in warm-up.
@@ -62,6 +70,10 @@ pub const ALL: &[&str] = &[
     TRAINING_LAST_STEP_TIME,
     TRAINING_LOSS,
     TRAINING_LEARNING_RATE,
+    TRAINING_VAL_LOSS,
+    TRAINING_ACCURACY,
+    TRAINING_VAL_ACCURACY,
+    TRAINING_GRAD_NORM,
     TRAINING_IN_WARMUP,
     TRAINING_ANOMALIES,
     TRAINING_SKIPPED_LINES,
@@ -184,6 +196,18 @@ pub fn watch_registry(runs: &[(&str, &crate::watch::Status)]) -> prometheus::Res
         "The last training loss (NaN when it was not finite).",
     )?;
     let lr = gauge(TRAINING_LEARNING_RATE, "The last learning rate logged.")?;
+    let last_values = [
+        gauge(
+            TRAINING_VAL_LOSS,
+            "The last validation loss (NaN when it was not finite).",
+        )?,
+        gauge(TRAINING_ACCURACY, "The last training accuracy.")?,
+        gauge(TRAINING_VAL_ACCURACY, "The last validation accuracy.")?,
+        gauge(
+            TRAINING_GRAD_NORM,
+            "The last gradient norm (NaN when it was not finite).",
+        )?,
+    ];
     let warmup = gauge(
         TRAINING_IN_WARMUP,
         "1 while the training run is in warm-up, else 0.",
@@ -205,7 +229,21 @@ pub fn watch_registry(runs: &[(&str, &crate::watch::Status)]) -> prometheus::Res
         let run = *run;
         if let Some(step) = status.last_step {
             last_step.with_label_values(&[run]).set(step as f64);
-            last_time.with_label_values(&[run]).set(now);
+            last_time
+                .with_label_values(&[run])
+                .set(status.last_step_time.unwrap_or(now));
+        }
+        let values = [
+            status.last_val_loss,
+            status.last_accuracy,
+            status.last_val_accuracy,
+            status.last_grad_norm,
+        ];
+        for (g, v) in last_values.iter().zip(values) {
+            if let Some(v) = v {
+                g.with_label_values(&[run])
+                    .set(if v.is_finite() { v } else { f64::NAN });
+            }
         }
         if let Some(l) = status.last_loss {
             loss.with_label_values(&[run])

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # pkg-config and libssl-dev: the Pushgateway client (prometheus crate, reqwest) links OpenSSL.
 # prometheus-pushgateway: the --pushgateway test pushes to a real one.
+# prometheus: /usr/bin/promtool checks and unit-tests rules/ (tests/prometheus_e2e.rs), and a
+#   real Prometheus scrapes vigil serve and the Pushgateway to check the alerts and dashboards.
 # chromium: the HTML report is rendered and screenshotted in a real headless browser.
-packages=(pkg-config libssl-dev prometheus-pushgateway chromium)
+packages=(pkg-config libssl-dev prometheus-pushgateway prometheus chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,8 +22,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Unit, CLI, bad-input, detection-quality, property and Pushgateway tests (benches are run with
-# `cargo bench`, not here: they time things).
+# Unit, CLI, bad-input, detection-quality, property, Pushgateway and Prometheus tests (benches
+# are run with `cargo bench`, not here: they time things).
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$log"

@@ -184,6 +184,7 @@ impl AppState {
         let telemetry = Telemetry::new()?;
         telemetry.reference_loaded.set(unix_now());
         let probing = Probing::new(loaded.settings.probing.clone());
+        zero_series(&telemetry, &loaded.settings);
         Ok(AppState {
             loaded: RwLock::new(Arc::new(loaded)),
             sources,
@@ -407,4 +408,66 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Creates every bounded counter series at 0, so a burst of firings within one scrape interval
+/// still shows as an increase to `increase()` and alerts see the first firing.
+fn zero_series(t: &Telemetry, s: &ServeSettings) {
+    let mut labels: Vec<&str> = s.models.iter().map(String::as_str).collect();
+    labels.push(if s.models.is_empty() {
+        "default"
+    } else {
+        "other"
+    });
+    let c = &s.checks;
+    let checks = [
+        ("INF001", c.schema),
+        ("INF002", c.non_finite),
+        ("INF003", c.range),
+        ("INF004", c.robust_z),
+        ("INF005", c.category),
+        ("INF006", c.ood),
+    ];
+    let p = &s.probing;
+    let detectors = [
+        (
+            "INF010",
+            "blacklight",
+            p.blacklight.enabled,
+            p.blacklight.action,
+        ),
+        (
+            "INF011",
+            "client-similarity",
+            p.similarity.enabled,
+            p.similarity.action,
+        ),
+        (
+            "INF012",
+            "extraction-prada",
+            p.prada.enabled,
+            p.prada.action,
+        ),
+        (
+            "INF013",
+            "rate-limit",
+            p.rate_limit.enabled,
+            p.rate_limit.action,
+        ),
+        ("INF014", "burst", p.burst.enabled, p.burst.action),
+    ];
+    for label in labels {
+        for v in [Verdict::Allow, Verdict::Flag, Verdict::Block] {
+            t.rows.with_label_values(&[label, v.as_str()]);
+        }
+        for (code, action) in checks {
+            t.reasons.with_label_values(&[label, code, action.as_str()]);
+        }
+        for (code, name, enabled, action) in detectors {
+            if enabled {
+                t.probing.with_label_values(&[label, name, action.as_str()]);
+                t.reasons.with_label_values(&[label, code, action.as_str()]);
+            }
+        }
+    }
 }

@@ -34,6 +34,16 @@ pub struct Status {
     pub last_loss: Option<f64>,
     /// Last learning rate logged.
     pub learning_rate: Option<f64>,
+    /// Last validation loss logged (possibly NaN or infinite).
+    pub last_val_loss: Option<f64>,
+    /// Last training accuracy logged.
+    pub last_accuracy: Option<f64>,
+    /// Last validation accuracy logged.
+    pub last_val_accuracy: Option<f64>,
+    /// Last gradient norm logged (possibly NaN or infinite).
+    pub last_grad_norm: Option<f64>,
+    /// When the last step was read (Unix seconds), so a run that goes silent shows.
+    pub last_step_time: Option<f64>,
     /// Whether the run is still in warm-up.
     pub in_warmup: bool,
     /// Anomalies started so far, for every kind (zeros included).
@@ -152,10 +162,21 @@ pub struct Watcher {
     /// Fields already read for the last step (a second record may add others).
     fields_at_last: Vec<Field>,
     last_loss: Option<f64>,
+    /// Last value of each of [`TRACKED`].
+    last_values: [Option<f64>; 4],
+    last_step_time: Option<f64>,
     stride: Option<u64>,
     first_strides: Vec<u64>,
     hits: Vec<Hit>,
 }
+
+/// Fields whose last value the status reports, in [`Watcher`]'s `last_values` order.
+const TRACKED: [Field; 4] = [
+    Field::ValLoss,
+    Field::Accuracy,
+    Field::ValAccuracy,
+    Field::GradNorm,
+];
 
 impl Watcher {
     /// A watcher with these settings. Validate them first ([`WatchSettings::validate`]): here,
@@ -190,6 +211,8 @@ impl Watcher {
             last_step: None,
             fields_at_last: Vec::new(),
             last_loss: None,
+            last_values: [None; 4],
+            last_step_time: None,
             stride: None,
             first_strides: Vec::new(),
             hits: Vec::new(),
@@ -247,6 +270,15 @@ impl Watcher {
         if let Some(loss) = rec.get(Field::Loss) {
             self.last_loss = Some(loss);
         }
+        for (slot, f) in self.last_values.iter_mut().zip(TRACKED) {
+            if let Some(v) = rec.get(f) {
+                *slot = Some(v);
+            }
+        }
+        self.last_step_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs_f64());
 
         let phase = self
             .schedule
@@ -335,6 +367,11 @@ impl Watcher {
             last_step: self.last_step,
             last_loss: self.last_loss,
             learning_rate: self.schedule.learning_rate(),
+            last_val_loss: self.last_values[0],
+            last_accuracy: self.last_values[1],
+            last_val_accuracy: self.last_values[2],
+            last_grad_norm: self.last_values[3],
+            last_step_time: self.last_step_time,
             in_warmup: self.schedule.in_warmup(),
             anomalies_by_kind: Kind::ALL
                 .iter()
