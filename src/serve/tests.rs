@@ -375,3 +375,70 @@ fn training_runs_are_capped() {
     assert_eq!(runs.len(), 4);
     assert_eq!(runs.evictions, 6);
 }
+
+#[test]
+fn admin_reload_needs_the_token_and_swaps_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (profile, _) = fixture();
+    let reference = dir.path().join("ref.json");
+    profile.save(&reference.display().to_string()).unwrap();
+    let policy = dir.path().join("vigil.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let sources = super::state::Sources {
+        reference: reference.display().to_string(),
+        policy: Some(policy.display().to_string()),
+    };
+    let loaded = Loaded::load(&sources).unwrap();
+    let token = "0123456789abcdef-token".to_string();
+    let state = Arc::new(AppState::new(loaded, Some(sources), Some(token.clone())).unwrap());
+    rt().block_on(async {
+        let app = super::app(state.clone(), None);
+        let reload = |auth: Option<String>| {
+            let app = app.clone();
+            async move {
+                let mut req = Request::builder().method("POST").uri("/admin/reload");
+                if let Some(a) = auth {
+                    req = req.header("authorization", a);
+                }
+                app.oneshot(req.body(Body::empty()).unwrap())
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        assert_eq!(reload(None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            reload(Some("Bearer wrong".into())).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let row = r#"{"inputs": [[40.0, 10.0, "a"]]}"#;
+        let (_, before) = call(app.clone(), "POST", "/v1/check", row).await;
+        assert!(before.contains("\"verdict\":\"flag\""), "{before}");
+        // The new policy blocks extreme values; a broken one is refused and the old one kept.
+        std::fs::write(&policy, "version = 1\n[serve]\nmax-rows = -1\n").unwrap();
+        assert_eq!(
+            reload(Some(format!("Bearer {token}"))).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        std::fs::write(
+            &policy,
+            format!("{POLICY}\n[serve.checks]\nrobust-z = \"block\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            reload(Some(format!("Bearer {token}"))).await,
+            StatusCode::OK
+        );
+        let (_, after) = call(app.clone(), "POST", "/v1/check", row).await;
+        assert!(after.contains("\"verdict\":\"block\""), "{after}");
+        let (_, metrics) = call(app, "GET", "/metrics", "").await;
+        assert!(
+            metrics.contains("vigil_serve_reloads_total{result=\"ok\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("vigil_serve_reloads_total{result=\"error\"} 1"),
+            "{metrics}"
+        );
+    });
+}
