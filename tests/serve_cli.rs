@@ -205,7 +205,7 @@ fn reference(dir: &std::path::Path) {
     assert_eq!(r.code, 0, "{}", r.stderr);
     std::fs::write(
         dir.join("vigil.toml"),
-        "version = 1\n[serve]\nmodels = [\"m\"]\n[serve.probing.rate-limit]\nrate = 50.0\nburst = 350.0\n",
+        "version = 1\n[serve]\nmodels = [\"m\"]\nbody-timeout-ms = 500\n[serve.probing.rate-limit]\nrate = 50.0\nburst = 350.0\n",
     )
     .unwrap();
 }
@@ -391,12 +391,23 @@ fn mirror_answers_verdicts_and_rejects_bad_bodies_without_dying() {
         let (s, text) = http(addr, "POST", "/v1/check", "c2", body);
         assert_eq!(s, want, "{text}");
     }
-    // A slow client that never finishes its body is cut off, and the server still answers.
+    // A slow client that never finishes its body is cut off (408 after body-timeout-ms), and
+    // the server answers others meanwhile.
     let mut slow = TcpStream::connect(addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     slow.write_all(b"POST /v1/check HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"inp")
         .unwrap();
     let (s, _) = http(addr, "GET", "/healthz", "c3", "");
     assert_eq!(s, 200);
+    let mut answer = vec![0u8; 12];
+    slow.read_exact(&mut answer).unwrap();
+    assert_eq!(
+        &answer,
+        b"HTTP/1.1 408",
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
     let (s, _) = http(addr, "GET", "/readyz", "c3", "");
     assert_eq!(s, 200);
 }

@@ -359,7 +359,13 @@ impl Profile {
                     .to_string(),
             });
         }
-        serde_json::from_value(head).map_err(|e| invalid(e.to_string()))
+        let profile: Profile = serde_json::from_value(head).map_err(|e| invalid(e.to_string()))?;
+        if let Some(sample) = &profile.sample {
+            sample
+                .check()
+                .map_err(|m| invalid(format!("sample: {m}")))?;
+        }
+        Ok(profile)
     }
 
     /// Writes the profile as JSON.

@@ -85,6 +85,29 @@ impl RowSample {
         self.rows = rows;
     }
 
+    /// Checks a loaded sample against the bounds a builder keeps, so a corrupt or hostile
+    /// profile cannot make fitting on it unbounded.
+    pub fn check(&self) -> Result<(), String> {
+        let d = self.columns.len();
+        if d == 0 || self.capacity > MAX_ROWS || self.rows.len() > self.capacity {
+            return Err(format!(
+                "{} rows of {d} columns (capacity {}) is outside the bounds vigil writes",
+                self.rows.len(),
+                self.capacity
+            ));
+        }
+        if d.saturating_mul(self.rows.len()) > MAX_VALUES {
+            return Err(format!("more than {MAX_VALUES} values"));
+        }
+        if let Some(r) = self.rows.iter().find(|r| r.values.len() != d) {
+            return Err(format!(
+                "a row has {} values for {d} columns",
+                r.values.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Merges another shard's sample; None when the columns differ.
     pub fn merge(&self, other: &RowSample) -> Option<RowSample> {
         if self.columns != other.columns {
@@ -160,6 +183,17 @@ mod tests {
             s.add(&keys, |i, j| Some(chunk[i][j]));
         }
         assert_eq!(s, whole);
+    }
+
+    #[test]
+    fn loaded_samples_must_stay_within_the_bounds() {
+        let mut s = sample_of(&[[1.0, 2.0], [3.0, 4.0]]);
+        assert!(s.check().is_ok());
+        s.rows[0].values.push(Some(5.0));
+        assert!(s.check().unwrap_err().contains("3 values for 2 columns"));
+        s.rows[0].values.pop();
+        s.capacity = MAX_ROWS * 100;
+        assert!(s.check().is_err());
     }
 
     #[test]
