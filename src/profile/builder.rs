@@ -127,8 +127,26 @@ fn add_sample(sample: &mut super::sample::RowSample, cols: &[usize], batch: &Bat
     let mut keys = vec![0u64; batch.len];
     for &c in cols {
         if let Some(Col::Num(ca)) = batch.cols.get(c) {
-            for (k, v) in keys.iter_mut().zip(ca.iter()) {
-                *k = mix(*k, v);
+            // Straight over the arrow buffers: far cheaper than the chunked Option iterator.
+            let mut base = 0;
+            for arr in ca.downcast_iter() {
+                let values = arr.values().as_slice();
+                let Some(keys) = keys.get_mut(base..base + values.len()) else {
+                    break;
+                };
+                match arr.validity() {
+                    None => {
+                        for (k, &x) in keys.iter_mut().zip(values) {
+                            *k = mix(*k, Some(x));
+                        }
+                    }
+                    Some(valid) => {
+                        for (i, (k, &x)) in keys.iter_mut().zip(values).enumerate() {
+                            *k = mix(*k, valid.get_bit(i).then_some(x));
+                        }
+                    }
+                }
+                base += values.len();
             }
         } else {
             for k in keys.iter_mut() {

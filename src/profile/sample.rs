@@ -62,11 +62,20 @@ impl RowSample {
     pub fn add(&mut self, keys: &[u64], value: impl Fn(usize, usize) -> Option<f64>) {
         let bar = self.bar();
         let d = self.columns.len();
-        let mut fresh: Vec<SampledRow> = keys
+        let mut candidates: Vec<(u64, usize)> = keys
             .iter()
             .enumerate()
             .filter(|(_, &k)| k <= bar)
-            .map(|(i, &k)| SampledRow {
+            .map(|(i, &k)| (k, i))
+            .collect();
+        // Only the smallest `capacity` keys can survive: read values for those alone.
+        if candidates.len() > self.capacity {
+            candidates.select_nth_unstable(self.capacity);
+            candidates.truncate(self.capacity + 1);
+        }
+        let mut fresh: Vec<SampledRow> = candidates
+            .into_iter()
+            .map(|(k, i)| SampledRow {
                 key: k,
                 values: (0..d).map(|j| value(i, j)).collect(),
             })
