@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::http;
+
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -125,31 +127,6 @@ fn serve_model(stream: TcpStream, calls: &AtomicU64, flagged: &Flagged) {
             return;
         }
     }
-}
-
-/// One HTTP/1.1 request on a fresh connection; returns (status, body).
-fn http(addr: SocketAddr, method: &str, path: &str, client: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: vigil\r\nx-client-id: {client}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    // The server may answer (413) and close before a huge body is written out.
-    let _ = s.write_all(req.as_bytes());
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let resp = String::from_utf8_lossy(&raw).into_owned();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 fn infer(addr: SocketAddr, client: &str, x: &[f64]) -> u16 {
