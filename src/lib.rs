@@ -8,6 +8,7 @@ pub mod checks;
 pub mod cli;
 pub mod exit;
 pub mod findings;
+pub mod inject;
 pub mod metrics;
 pub mod output;
 pub mod pipeline;

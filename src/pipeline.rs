@@ -5,6 +5,7 @@
 //! data and the second pass scores rows against that profile.
 
 use crate::batch::{Batch, Layout};
+use crate::checks::poison::table::{RowTable, DEFAULT_MAX_ROWS};
 use crate::checks::registry::CHECKS;
 use crate::checks::{CheckRun, Context, Done, Flags, Needs, Settings};
 use crate::findings::{Finding, Report, RunInfo, SkippedCheck};
@@ -138,6 +139,9 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
                 Some("needs a reference profile (--reference)")
             }
             Needs::Policy if req.policy.is_none() => Some("needs a policy (--policy)"),
+            Needs::Label if layout.label().is_none() => {
+                Some("needs a label column (`[dataset] label` in the policy)")
+            }
             _ => None,
         };
         if let Some(reason) = missing {
@@ -168,6 +172,10 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
         None => None,
     };
     let hash_source = req.source;
+    let mut table = runs
+        .iter()
+        .any(|(_, r)| r.wants_table())
+        .then(|| RowTable::new(&ctx, DEFAULT_MAX_ROWS));
     let (current, sha) = std::thread::scope(|s| {
         let sha = s.spawn(|| hash_source.sha256());
         let current = scan(
@@ -175,6 +183,7 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
             &layout,
             &ctx,
             &mut runs,
+            table.as_mut(),
             sink.as_mut(),
             first_pass.is_none(),
         );
@@ -193,20 +202,23 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
         format: req.source.format().as_str().to_string(),
         rows: current.rows,
     }];
-    if let Some(sink) = sink {
-        sink.finish()?;
-    }
-
     let mut findings: Vec<Finding> = Vec::new();
     let mut checks_run = Vec::new();
+    let mut late_flags = Vec::new();
     for (code, run) in runs {
         checks_run.push(code.to_string());
-        let done = Done {
+        let mut done = Done {
             current: &current,
             prior: &findings,
+            table: table.as_ref(),
+            flags: Flags::default(),
         };
-        let new = run.finish(&ctx, &done);
+        let new = run.finish(&ctx, &mut done);
+        late_flags.extend(done.flags.rows);
         findings.extend(new);
+    }
+    if let Some(sink) = sink {
+        sink.finish(late_flags)?;
     }
 
     let report = Report {
@@ -238,11 +250,12 @@ fn scan(
     layout: &Layout,
     ctx: &Context<'_>,
     runs: &mut [(&'static str, Box<dyn CheckRun>)],
+    mut table: Option<&mut RowTable>,
     mut sink: Option<&mut FlaggedRows>,
     build_profile: bool,
 ) -> Result<Option<Profile>, RunError> {
     let row_checks = runs.iter().any(|(_, r)| r.wants_rows());
-    if !row_checks && !build_profile {
+    if !row_checks && !build_profile && table.is_none() {
         return Ok(None);
     }
     let bar = Progress::new(req.progress, "checking");
@@ -252,6 +265,7 @@ fn scan(
         let batch = Batch::new(offset, &df, layout);
         let flags: Vec<Flags> = std::thread::scope(|s| {
             let profiling = builder.as_mut().map(|b| s.spawn(|| b.add(&batch)));
+            let keeping = table.as_deref_mut().map(|t| s.spawn(|| t.add(&batch, ctx)));
             let flags = runs
                 .par_iter_mut()
                 .filter(|(_, r)| r.wants_rows())
@@ -262,6 +276,9 @@ fn scan(
                 })
                 .collect();
             if let Some(h) = profiling {
+                let _ = h.join();
+            }
+            if let Some(h) = keeping {
                 let _ = h.join();
             }
             flags
@@ -327,13 +344,20 @@ impl FlaggedRows {
         Ok(())
     }
 
-    fn finish(self) -> Result<(), RunError> {
+    /// Completes the file; `late` are the rows dataset-level checks flagged at the end, merged
+    /// in row order with those written during the pass.
+    fn finish(self, mut late: Vec<(u64, &'static str)>) -> Result<(), RunError> {
         let path = self.path;
         let err = |source| RunError::Output {
             path: path.display().to_string(),
             source,
         };
-        let tmp = self.out.into_inner().map_err(|e| err(e.into_error()))?;
+        let mut tmp = self.out.into_inner().map_err(|e| err(e.into_error()))?;
+        if !late.is_empty() {
+            late.sort_unstable();
+            late.dedup();
+            tmp = merge_flags(tmp, &late, &path).map_err(err)?;
+        }
         tmp.as_file().sync_all().map_err(err)?;
         #[cfg(unix)]
         {
@@ -344,6 +368,71 @@ impl FlaggedRows {
         tmp.persist(&path).map_err(|e| err(e.error))?;
         Ok(())
     }
+}
+
+/// Rewrites the `row,codes` file `written` (rows ascending) with the sorted `late` flags merged
+/// in: one line per row, codes of both sources joined.
+fn merge_flags(
+    written: tempfile::NamedTempFile,
+    late: &[(u64, &'static str)],
+    path: &Path,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::io::BufRead;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut out = std::io::BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
+    let reader = std::io::BufReader::new(std::fs::File::open(written.path())?);
+    let mut late = late.iter().peekable();
+    let write_late_until = |out: &mut std::io::BufWriter<_>,
+                            late: &mut std::iter::Peekable<std::slice::Iter<'_, (u64, &str)>>,
+                            below: u64|
+     -> std::io::Result<()> {
+        while let Some(&&(row, _)) = late.peek() {
+            if row >= below {
+                break;
+            }
+            let mut codes = Vec::new();
+            while let Some(&&(r, c)) = late.peek() {
+                if r != row {
+                    break;
+                }
+                codes.push(c);
+                late.next();
+            }
+            writeln!(out, "{row},{}", codes.join(";"))?;
+        }
+        Ok(())
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        if i == 0 {
+            writeln!(out, "{line}")?;
+            continue;
+        }
+        let Some((row, codes)) = line
+            .split_once(',')
+            .and_then(|(r, c)| r.parse::<u64>().ok().map(|r| (r, c)))
+        else {
+            continue;
+        };
+        write_late_until(&mut out, &mut late, row)?;
+        let mut all: Vec<&str> = codes.split(';').collect();
+        while let Some(&&(r, c)) = late.peek() {
+            if r != row {
+                break;
+            }
+            if !all.contains(&c) {
+                all.push(c);
+            }
+            late.next();
+        }
+        writeln!(out, "{row},{}", all.join(";"))?;
+    }
+    write_late_until(&mut out, &mut late, u64::MAX)?;
+    // Flush and hand back the new file; the old one is deleted when dropped.
+    out.into_inner().map_err(|e| e.into_error())
 }
 
 /// A progress bar on stderr, only when asked (stderr is a terminal).

@@ -7,6 +7,7 @@
 
 pub mod drift;
 pub mod outlier;
+pub mod poison;
 pub mod registry;
 pub mod schema;
 
@@ -24,6 +25,9 @@ pub enum Family {
     Outlier,
     /// DRF: the data's distribution moved away from the reference.
     Drift,
+    /// PSN: signs that someone tampered with the training set (copies, flipped labels,
+    /// backdoor triggers).
+    Poisoning,
 }
 
 impl Family {
@@ -33,6 +37,7 @@ impl Family {
             Family::Schema => "SCH",
             Family::Outlier => "OUT",
             Family::Drift => "DRF",
+            Family::Poisoning => "PSN",
         }
     }
 
@@ -42,6 +47,7 @@ impl Family {
             Family::Schema => "schema",
             Family::Outlier => "outlier",
             Family::Drift => "drift",
+            Family::Poisoning => "poisoning",
         }
     }
 }
@@ -55,6 +61,8 @@ pub enum Needs {
     Policy,
     /// A reference profile (`--reference`).
     Reference,
+    /// A label column (`[dataset] label` in the policy, present in the data).
+    Label,
 }
 
 /// Everything a check may look at, shared by all checks of a run.
@@ -84,6 +92,10 @@ pub struct Done<'a> {
     pub current: &'a Profile,
     /// Findings of the checks registered before this one.
     pub prior: &'a [Finding],
+    /// The rows in memory, when a check asked for them ([`CheckRun::wants_table`]).
+    pub table: Option<&'a poison::table::RowTable>,
+    /// Rows this check flags at the end of the run, for `--flagged-rows`.
+    pub flags: Flags,
 }
 
 /// Row flags of one batch: `(row, code)` pairs, written to `--flagged-rows`.
@@ -139,8 +151,12 @@ pub trait CheckRun: Send {
     fn wants_rows(&self) -> bool {
         false
     }
-    /// Produces the findings.
-    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding>;
+    /// Whether the check needs every row in memory at the end ([`Done::table`]).
+    fn wants_table(&self) -> bool {
+        false
+    }
+    /// Produces the findings; rows it flags go to `done.flags`.
+    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &mut Done<'_>) -> Vec<Finding>;
 }
 
 /// Declares a check struct and keeps its doc comment as `DOC` for `vigil explain`.

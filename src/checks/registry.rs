@@ -9,6 +9,11 @@ use super::drift::{
     missing_rate::MissingRateChange, psi::PsiDrift, wasserstein::WassersteinDrift,
 };
 use super::outlier::{iqr_fence::IqrFence, robust_z::RobustZ, value_spike::ValueSpike};
+use super::poison::{
+    amplified_row::AmplifiedRow, backdoor_trigger::BackdoorTrigger,
+    conflicting_duplicate::ConflictingDuplicate, exact_duplicate::ExactDuplicate,
+    label_noise::LabelNoise, near_duplicate::NearDuplicate,
+};
 use super::schema::{
     duplicate_id::DuplicateId, missing_column::MissingColumn, null_not_allowed::NullNotAllowed,
     out_of_range::OutOfRange, pattern_mismatch::PatternMismatch, row_condition::RowCondition,
@@ -41,6 +46,12 @@ pub const CHECKS: &[&dyn Check] = &[
     &MissingRateChange,
     &LabelShift,
     &DatasetDrift,
+    &ExactDuplicate,
+    &NearDuplicate,
+    &ConflictingDuplicate,
+    &AmplifiedRow,
+    &BackdoorTrigger,
+    &LabelNoise,
 ];
 
 /// The check with code `code` (case-insensitive).

@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod explain;
 mod init;
+mod inject;
 mod profile;
 mod rules;
 mod scan;
@@ -98,6 +99,8 @@ pub enum Command {
     Manifest(scan::ManifestArgs),
     /// Run init, profile and check on a generated poisoned dataset.
     Demo(demo::DemoArgs),
+    /// Plant known poison into a copy of your data and report what each check catches.
+    Inject(inject::InjectArgs),
 }
 
 /// Global settings every subcommand sees.
@@ -162,6 +165,7 @@ pub fn run(command: Command, global: Global) -> anyhow::Result<ExitStatus> {
         Command::Scan(a) => scan::run(a, global),
         Command::Manifest(a) => scan::run_manifest(a),
         Command::Demo(a) => demo::run(a, global),
+        Command::Inject(a) => inject::run(a, global),
     }
 }
 

@@ -18,6 +18,7 @@ pub fn needs_str(n: Needs) -> &'static str {
         Needs::Nothing => "data only",
         Needs::Policy => "a policy",
         Needs::Reference => "a reference profile",
+        Needs::Label => "a label column",
     }
 }
 

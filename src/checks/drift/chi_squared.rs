@@ -94,7 +94,7 @@ struct Run {
 }
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &mut Done<'_>) -> Vec<Finding> {
         let tables: Vec<_> = pairs(ctx, done)
             .into_iter()
             .filter_map(|p| {

@@ -89,7 +89,7 @@ struct Run {
 }
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &mut Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for p in pairs(ctx, done) {
             let (value, error) = if let (Some(r), Some(c)) =

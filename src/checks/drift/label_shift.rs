@@ -93,7 +93,7 @@ struct Run {
 }
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &mut Done<'_>) -> Vec<Finding> {
         let (Some(r), Some(c)) = (
             ctx.reference.and_then(|r| r.label.as_ref()),
             done.current.label.as_ref(),

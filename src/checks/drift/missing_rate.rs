@@ -79,7 +79,7 @@ struct Run {
 }
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &mut Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for p in pairs(ctx, done) {
             if p.reference.count == 0 || p.current.count == 0 {

@@ -5,6 +5,8 @@
 //! robust centre and spread the scorers use.
 
 pub mod iqr_fence;
+pub mod isolation_forest;
+pub mod mcd;
 pub mod robust_z;
 pub mod value_spike;
 

@@ -129,7 +129,7 @@ fn freqs(c: &ColumnProfile, n: usize) -> Option<Freqs> {
 }
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, done: &mut Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         for lc in &ctx.layout.columns {
             if !lc.present() || lc.role == Role::Id || lc.role == Role::Label {

@@ -59,7 +59,7 @@ impl Check for MissingColumn {
 struct Run(Severity);
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, _done: &mut Done<'_>) -> Vec<Finding> {
         let Some(policy) = ctx.policy else {
             return Vec::new();
         };

@@ -125,7 +125,7 @@ impl CheckRun for Run {
         }
     }
 
-    fn finish(self: Box<Self>, _ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, _ctx: &Context<'_>, _done: &mut Done<'_>) -> Vec<Finding> {
         let total = self.total;
         let bounds = self.bounds;
         let extremes = self.extremes;

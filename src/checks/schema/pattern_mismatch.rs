@@ -124,7 +124,7 @@ impl CheckRun for Run {
         }
     }
 
-    fn finish(self: Box<Self>, _ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, _ctx: &Context<'_>, _done: &mut Done<'_>) -> Vec<Finding> {
         let total = self.total;
         let patterns = self.patterns;
         let mut out = Vec::new();

@@ -68,7 +68,7 @@ struct Run {
 }
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, _ctx: &Context<'_>, done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, _ctx: &Context<'_>, done: &mut Done<'_>) -> Vec<Finding> {
         let n = done.current.rows;
         let (bound, word, ok) = match (self.min, self.max) {
             (Some(lo), _) if n < lo => (lo, "fewer than the minimum", false),

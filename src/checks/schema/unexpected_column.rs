@@ -62,7 +62,7 @@ impl Check for UnexpectedColumn {
 struct Run(Severity);
 
 impl CheckRun for Run {
-    fn finish(self: Box<Self>, ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, _done: &mut Done<'_>) -> Vec<Finding> {
         ctx.layout
             .columns
             .iter()

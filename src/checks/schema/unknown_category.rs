@@ -165,7 +165,7 @@ impl CheckRun for Run {
         }
     }
 
-    fn finish(self: Box<Self>, _ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, _ctx: &Context<'_>, _done: &mut Done<'_>) -> Vec<Finding> {
         let total = self.total;
         let mut out = Vec::new();
         for (k, (_, name, rows)) in self.rows.columns.into_iter().enumerate() {

@@ -93,7 +93,7 @@ impl CheckRun for Run {
         }
     }
 
-    fn finish(self: Box<Self>, ctx: &Context<'_>, _done: &Done<'_>) -> Vec<Finding> {
+    fn finish(self: Box<Self>, ctx: &Context<'_>, _done: &mut Done<'_>) -> Vec<Finding> {
         let mut out = Vec::new();
         // Whole-column mismatches: the stored type cannot hold the declared one.
         for lc in &ctx.layout.columns {

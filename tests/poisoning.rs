@@ -1,0 +1,251 @@
+//! Poisoning checks on seeded data: recall and precision per injected kind, with real
+//! thresholds (issue: label flips, duplicates, backdoor triggers).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{vigil, w1};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use vigil::synth::w1::Variant;
+
+const ROWS: usize = 100_000;
+
+/// Flagged rows by code, from `--flagged-rows`.
+fn flagged(path: &Path) -> HashMap<String, HashSet<u64>> {
+    let mut by_code: HashMap<String, HashSet<u64>> = HashMap::new();
+    for line in fs::read_to_string(path).unwrap().lines().skip(1) {
+        let (row, codes) = line.split_once(',').unwrap();
+        let row: u64 = row.parse().unwrap();
+        for c in codes.split(';') {
+            by_code.entry(c.to_string()).or_default().insert(row);
+        }
+    }
+    by_code
+}
+
+/// Runs `vigil init` then `vigil check` on `data` in `dir`; returns the JSON report and the
+/// flagged rows.
+fn check(dir: &Path, data: &str, id: bool) -> (serde_json::Value, HashMap<String, HashSet<u64>>) {
+    let mut init = vec!["init", data, "--label", "label", "-q", "--force"];
+    if id {
+        init.extend(["--id", "id"]);
+    }
+    let r = vigil(dir, &init);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = vigil(
+        dir,
+        &[
+            "check",
+            data,
+            "-p",
+            "vigil.toml",
+            "-f",
+            "json",
+            "--flagged-rows",
+            "rows.csv",
+            "-q",
+        ],
+    );
+    assert!(r.code <= 1, "{}", r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    (report, flagged(&dir.join("rows.csv")))
+}
+
+/// Recall and precision of `got` against `truth`, rows in `ignore` counted neither way.
+fn score(got: &HashSet<u64>, truth: &HashSet<u64>, ignore: &HashSet<u64>) -> (f64, f64) {
+    let got: HashSet<u64> = got.difference(ignore).copied().collect();
+    let hit = got.intersection(truth).count() as f64;
+    let recall = hit / truth.len().max(1) as f64;
+    let precision = if got.is_empty() {
+        1.0
+    } else {
+        hit / got.len() as f64
+    };
+    (recall, precision)
+}
+
+fn rows(v: impl IntoIterator<Item = usize>) -> HashSet<u64> {
+    v.into_iter().map(|r| r as u64).collect()
+}
+
+#[test]
+fn poisoned_w1_each_check_finds_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, truth) = w1(dir.path(), "poisoned.parquet", ROWS, 2, Variant::Poisoned);
+    let (report, got) = check(dir.path(), "poisoned.parquet", true);
+    let get = |code: &str| got.get(code).cloned().unwrap_or_default();
+    let none = HashSet::new();
+
+    // Exact copies: every one, nothing else.
+    let exact = rows(truth.exact_duplicates.iter().map(|d| d.0));
+    assert_eq!(
+        get("PSN001"),
+        exact,
+        "PSN001 flags exactly the exact copies"
+    );
+
+    // Near copies.
+    let near = rows(truth.near_duplicates.iter().map(|d| d.0));
+    let (recall, precision) = score(&get("PSN002"), &near, &none);
+    eprintln!(
+        "PSN002 near duplicates: recall {recall:.3} precision {precision:.3} ({} injected)",
+        near.len()
+    );
+    assert!(
+        recall >= 0.9 && precision >= 0.9,
+        "PSN002 recall {recall:.3} precision {precision:.3}"
+    );
+
+    // Backdoor rows.
+    let backdoor = rows(truth.backdoor.iter().copied());
+    let (recall, precision) = score(&get("PSN005"), &backdoor, &none);
+    eprintln!(
+        "PSN005 backdoor: recall {recall:.3} precision {precision:.3} ({} injected)",
+        backdoor.len()
+    );
+    assert!(
+        recall >= 0.95 && precision >= 0.9,
+        "PSN005 recall {recall:.3} precision {precision:.3}"
+    );
+    let trigger = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "PSN005")
+        .unwrap();
+    let msg = trigger["message"].as_str().unwrap();
+    assert!(
+        msg.contains("f05 = 7.777") && msg.contains("f12 = -3.333"),
+        "{msg}"
+    );
+
+    // Label flips. Backdoor rows carry a forced label, a flip of their own kind: they count
+    // neither way.
+    let flips = rows(truth.label_flips.iter().copied());
+    let (recall, precision) = score(&get("PSN006"), &flips, &backdoor);
+    eprintln!(
+        "PSN006 label flips: recall {recall:.3} precision {precision:.3} ({} injected, {} flagged)",
+        flips.len(),
+        get("PSN006").len()
+    );
+    assert!(
+        recall >= 0.85 && precision >= 0.5,
+        "PSN006 recall {recall:.3} precision {precision:.3}"
+    );
+
+    // Nothing copied often, no conflicting copies were planted.
+    assert!(get("PSN004").is_empty());
+    assert!(get("PSN003").is_empty());
+}
+
+#[test]
+fn clean_w1_stays_within_the_documented_false_positive_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    w1(dir.path(), "clean.parquet", ROWS, 3, Variant::Clean);
+    let (_, got) = check(dir.path(), "clean.parquet", true);
+    for code in ["PSN001", "PSN002", "PSN003", "PSN004", "PSN005"] {
+        assert!(
+            got.get(code).is_none_or(|r| r.is_empty()),
+            "{code} flagged clean rows: {:?}",
+            got.get(code)
+        );
+    }
+    let noise = got.get("PSN006").map_or(0, |r| r.len());
+    eprintln!("PSN006 on clean W1: {noise} of {ROWS} rows flagged");
+    // Documented: about one clean row in a thousand at most.
+    assert!(
+        noise as f64 <= 0.001 * ROWS as f64,
+        "PSN006 flagged {noise} clean rows"
+    );
+}
+
+/// Two interleaved half moons (2,000 rows) with a share of labels flipped; returns the CSV
+/// and the flipped rows.
+fn moons(seed: u64, flip: f64) -> (String, HashSet<u64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut u = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let mut csv = String::from("x,y,label\n");
+    let mut flipped = HashSet::new();
+    for i in 0..2000u64 {
+        let class = i % 2;
+        let t = std::f64::consts::PI * u();
+        let (mut x, mut y) = if class == 0 {
+            (t.cos(), t.sin())
+        } else {
+            (1.0 - t.cos(), 0.5 - t.sin())
+        };
+        // Gaussian noise, sd 0.1 (Box-Muller).
+        let (a, b) = (u().max(1e-300), u());
+        let r = (-2.0 * a.ln()).sqrt() * 0.1;
+        x += r * (2.0 * std::f64::consts::PI * b).cos();
+        y += r * (2.0 * std::f64::consts::PI * b).sin();
+        let mut label = class;
+        if u() < flip {
+            label = 1 - class;
+            flipped.insert(i);
+        }
+        writeln!(csv, "{x},{y},{label}").unwrap();
+    }
+    (csv, flipped)
+}
+
+/// Three Gaussian blobs in 4 dimensions (3,000 rows) with a share of labels flipped.
+fn blobs(seed: u64, flip: f64) -> (String, HashSet<u64>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut u = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let centres = [
+        [0.0, 0.0, 0.0, 0.0],
+        [4.0, 0.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, 1.0],
+    ];
+    let mut csv = String::from("a,b,c,d,label\n");
+    let mut flipped = HashSet::new();
+    for i in 0..3000u64 {
+        let class = (i % 3) as usize;
+        let mut v = [0.0; 4];
+        for (k, x) in v.iter_mut().enumerate() {
+            let (a, b) = (u().max(1e-300), u());
+            *x =
+                centres[class][k] + (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos();
+        }
+        let mut label = class;
+        if u() < flip {
+            label = (class + 1 + (u() * 2.0) as usize) % 3;
+            flipped.insert(i);
+        }
+        writeln!(csv, "{},{},{},{},{label}", v[0], v[1], v[2], v[3]).unwrap();
+    }
+    (csv, flipped)
+}
+
+#[test]
+fn small_real_shapes_with_five_and_ten_percent_flips() {
+    for (name, make) in [("moons", moons as fn(u64, f64) -> _), ("blobs", blobs)] {
+        for flip in [0.05, 0.10] {
+            let dir = tempfile::tempdir().unwrap();
+            let (csv, truth) = make(7, flip);
+            fs::write(dir.path().join("data.csv"), csv).unwrap();
+            let (_, got) = check(dir.path(), "data.csv", false);
+            let flagged = got.get("PSN006").cloned().unwrap_or_default();
+            let (recall, precision) = score(&flagged, &truth, &HashSet::new());
+            eprintln!(
+                "{name} {:.0}% flips: recall {recall:.3} precision {precision:.3} ({} flipped, {} flagged)",
+                flip * 100.0,
+                truth.len(),
+                flagged.len()
+            );
+            // The blobs overlap (about 3% of rows sit nearer another class's centre), so some
+            // natural labels are as unlikely as flipped ones: precision is held to 0.7 there.
+            let min_precision = if name == "moons" { 0.8 } else { 0.7 };
+            assert!(
+                recall >= 0.85 && precision >= min_precision,
+                "{name} {flip}: recall {recall:.3} precision {precision:.3}"
+            );
+        }
+    }
+}
