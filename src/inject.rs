@@ -103,6 +103,10 @@ pub struct Planted {
     pub rows: Vec<u64>,
     /// What exactly was planted (the trigger, the columns).
     pub detail: String,
+    /// Rows a copy was taken from (untouched, but not clean either: a duplicate check may
+    /// flag either row of a pair, and flags the later one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<u64>,
 }
 
 /// A kind that could not be planted, and why.
@@ -246,6 +250,7 @@ pub fn plant(df: &DataFrame, plan: &Plan) -> Result<Outcome, String> {
         cursor += count;
         rows.sort_unstable();
         let detail: String;
+        let mut pair_rows: Vec<(usize, usize)> = Vec::new();
         match kind {
             Kind::LabelFlip => {
                 if let Some((_, v)) = &mut label {
@@ -276,6 +281,7 @@ pub fn plant(df: &DataFrame, plan: &Plan) -> Result<Outcome, String> {
                         v[t] = v[s].clone();
                     }
                     copies.push((t, s));
+                    pair_rows.push((t, s));
                     if kind == Kind::NearDuplicate {
                         let k = (rng.next_u64() % nums.len() as u64) as usize;
                         let sign = if rng.next_u64() % 2 == 0 { 1.0 } else { -1.0 };
@@ -373,10 +379,21 @@ pub fn plant(df: &DataFrame, plan: &Plan) -> Result<Outcome, String> {
                 detail = format!("{d} numeric features moved together by 8 robust sigmas");
             }
         }
+        // A copy and its source are one pair; the duplicate checks flag its later row.
+        let (rows, sources) = if pair_rows.is_empty() {
+            (rows.into_iter().map(|r| r as u64).collect(), Vec::new())
+        } else {
+            let mut later: Vec<u64> = pair_rows.iter().map(|&(t, s)| t.max(s) as u64).collect();
+            let mut earlier: Vec<u64> = pair_rows.iter().map(|&(t, s)| t.min(s) as u64).collect();
+            later.sort_unstable();
+            earlier.sort_unstable();
+            (later, earlier)
+        };
         planted.push(Planted {
             kind,
-            rows: rows.into_iter().map(|r| r as u64).collect(),
+            rows,
             detail,
+            sources,
         });
     }
 

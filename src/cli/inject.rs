@@ -167,7 +167,14 @@ pub fn run(a: InjectArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
         flagged_rows: Some(&flagged_path),
         progress: g.progress,
     };
-    run_check(&req)?;
+    let outcome_check = run_check(&req)?;
+    let ran: BTreeSet<String> = outcome_check
+        .report
+        .run
+        .checks_run
+        .iter()
+        .cloned()
+        .collect();
     let flagged = read_flagged(&flagged_path)?;
 
     let rows = df.height();
@@ -179,7 +186,7 @@ pub fn run(a: InjectArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
     let mut caught = Vec::new();
     for p in &outcome.planted {
         let truth: HashSet<u64> = p.rows.iter().copied().collect();
-        for &code in p.kind.checks() {
+        for &code in p.kind.checks().iter().filter(|c| ran.contains(**c)) {
             let hit = flagged
                 .get(code)
                 .map_or(0, |f| f.intersection(&truth).count());
@@ -196,6 +203,7 @@ pub fn run(a: InjectArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
     let codes: BTreeSet<&str> = Kind::ALL
         .iter()
         .flat_map(|k| k.checks().iter().copied())
+        .filter(|c| ran.contains(*c))
         .collect();
     let untouched: Vec<Untouched> = codes
         .into_iter()
@@ -284,6 +292,16 @@ fn text(r: &InjectReport) -> String {
     }
     for k in &r.skipped {
         let _ = writeln!(s, "  {:<16} not planted: {}", k.kind.as_str(), k.reason);
+    }
+    for p in &r.planted {
+        if !r.caught.iter().any(|c| c.kind == p.kind) {
+            let _ = writeln!(
+                s,
+                "  {:<16} no check for it ran ({} disabled or not available)",
+                p.kind.as_str(),
+                p.kind.checks().join(", ")
+            );
+        }
     }
     let _ = writeln!(s, "\ncaught (recall on the planted rows):");
     let _ = writeln!(

@@ -37,6 +37,13 @@ pub fn write_incoming(path: &Path, rows: usize, seed: u64) -> anyhow::Result<Str
         overlay(m, p, c);
     }
     let inj = &poisoned.injections;
+    // A copy must copy the drifted source, or drift would make it differ from it.
+    let pairs = inj.exact_duplicates.iter().chain(&inj.near_duplicates);
+    for &(row, src) in pairs {
+        for ((_, m), (_, p)) in merged.columns.iter_mut().zip(&poisoned.columns) {
+            recopy(m, p, row, src);
+        }
+    }
     merged.injections = inj.clone();
     write_csv(path, &merged)?;
     Ok(format!(
@@ -51,6 +58,23 @@ pub fn write_incoming(path: &Path, rows: usize, seed: u64) -> anyhow::Result<Str
         inj.unknown_category.len(),
         inj.negative_f10.len()
     ))
+}
+
+/// Makes `row` a copy of `src` in `into` where it is one in `poisoned`; a nudged number keeps
+/// its relative nudge, other differences (a fresh id) stay.
+fn recopy(into: &mut ColumnData, poisoned: &ColumnData, row: usize, src: usize) {
+    match (into, poisoned) {
+        (ColumnData::F64(m), ColumnData::F64(p)) => match (p[row], p[src], m[src]) {
+            (Some(a), Some(b), Some(ms)) if a.to_bits() != b.to_bits() && b != 0.0 => {
+                m[row] = Some(ms * (a / b));
+            }
+            (a, b, _) if a.map(f64::to_bits) == b.map(f64::to_bits) => m[row] = m[src],
+            _ => {}
+        },
+        (ColumnData::I64(m), ColumnData::I64(p)) if p[row] == p[src] => m[row] = m[src],
+        (ColumnData::Str(m), ColumnData::Str(p)) if p[row] == p[src] => m[row] = m[src].clone(),
+        _ => {}
+    }
 }
 
 /// Where the poisoned cell differs from the clean one, the poisoned value wins.

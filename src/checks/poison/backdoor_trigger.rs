@@ -265,13 +265,13 @@ impl CheckRun for Run {
             let n = scored.len() as u64;
             let rows = rows_of("PSN005", scored, &mut done.flags);
             let message = format!(
-                "possible backdoor trigger `{pattern}`: {} of its {} carry {} = {class} ({:.0}% against {:.1}% overall, lift {})",
+                "possible backdoor trigger `{pattern}`: {} of its {} carry {} = {class} ({:.0}% against {:.1}% overall, lift {:.1})",
                 n,
                 plural(item.rows.len() as u64, "row"),
                 label.name,
                 100.0 * t.purity,
                 100.0 * prior[t.class as usize],
-                fmt_num(t.lift)
+                t.lift
             );
             findings.push(Finding {
                 code: "PSN005".into(),
