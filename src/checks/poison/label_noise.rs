@@ -743,6 +743,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bad_input_gets_a_clear_reason() {
+        use crate::checks::poison::table::tests_support::table_of;
+        use crate::checks::poison::test_support::finish_on;
+        let x: Vec<f64> = (0..60).map(|i| (i as f64 * 0.37).sin()).collect();
+        // A single class.
+        let one = vec!["a"; 60];
+        let t = table_of(&[("x", &x)], &[], Some(&one));
+        let (f, flags) = finish_on(&LabelNoise, &t);
+        assert!(f[0].message.contains("single class"), "{}", f[0].message);
+        assert!(flags.is_empty());
+        // Fewer rows than the neighbours need.
+        let two: Vec<&str> = (0..10)
+            .map(|i| if i % 2 == 0 { "a" } else { "b" })
+            .collect();
+        let t = table_of(&[("x", &x[..10])], &[], Some(&two));
+        let (f, _) = finish_on(&LabelNoise, &t);
+        assert!(f[0].message.contains("fewer than the"), "{}", f[0].message);
+        // Every feature constant.
+        let labels: Vec<&str> = (0..60)
+            .map(|i| if i % 2 == 0 { "a" } else { "b" })
+            .collect();
+        let t = table_of(&[("k", &[3.0; 60])], &[], Some(&labels));
+        let (f, _) = finish_on(&LabelNoise, &t);
+        assert!(
+            f[0].message.contains("no feature varies"),
+            "{}",
+            f[0].message
+        );
+        // Nulls in features are the median, not an error.
+        let mut xn = x.clone();
+        xn[3] = f64::NAN;
+        let t = table_of(&[("x", &xn)], &[], Some(&labels));
+        let (f, _) = finish_on(&LabelNoise, &t);
+        assert!(
+            f.iter().all(|f| !f.message.contains("did not run")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
     fn calibration_finds_the_flip_floor() {
         // 10,000 rows, 2 classes. Clean rows: the model gives class 0 0.999 and the label is 0;
         // 3% are flipped to 1 against the same 0.999; 2% sit near the boundary at 0.7 / 0.3
