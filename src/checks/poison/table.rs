@@ -133,14 +133,6 @@ impl LabelColumn {
         }
         c
     }
-
-    /// The class name of row `row`, `null` when missing.
-    pub fn name_of(&self, row: usize) -> &str {
-        match self.classes.get(row) {
-            Some(&k) if k != NULL_CODE => &self.names[k as usize],
-            _ => "null",
-        }
-    }
 }
 
 /// The rows of one run, in memory, for the poisoning checks.
@@ -289,38 +281,6 @@ impl RowTable {
         self.len += take;
     }
 
-    /// A short description of the values of row `row`, for examples in findings:
-    /// `f00=1.2, c0=alpha, label=3` (at most `max` features).
-    pub fn describe(&self, row: usize, max: usize) -> String {
-        let mut parts = Vec::new();
-        for c in self.numeric.iter().take(max) {
-            let x = c.values[row];
-            parts.push(format!(
-                "{}={}",
-                c.name,
-                if x.is_nan() {
-                    "null".into()
-                } else {
-                    fmt_num(x)
-                }
-            ));
-        }
-        for c in self
-            .categorical
-            .iter()
-            .take(max.saturating_sub(parts.len()))
-        {
-            parts.push(format!("{}={}", c.name, c.value(c.codes[row])));
-        }
-        if self.numeric.len() + self.categorical.len() > max {
-            parts.push("...".into());
-        }
-        if let Some(l) = &self.label {
-            parts.push(format!("{}={}", l.name, l.name_of(row)));
-        }
-        parts.join(", ")
-    }
-
     /// The sentence findings add when the table did not hold every row.
     pub fn coverage_note(&self) -> Option<String> {
         self.truncated().then(|| {
@@ -422,7 +382,6 @@ mod tests {
         let l = t.label.as_ref().unwrap();
         assert_eq!(l.names, vec!["1", "0"]);
         assert_eq!(l.classes, vec![0, 1, 0]);
-        assert_eq!(t.describe(0, 5), "x=1, c=a, y=1");
         assert!(t.coverage_note().unwrap().contains("first 3 of 4"));
     }
 }
