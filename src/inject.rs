@@ -61,8 +61,8 @@ impl Kind {
             Kind::ExactDuplicate => &["PSN001"],
             Kind::NearDuplicate => &["PSN002"],
             Kind::Backdoor => &["PSN005"],
-            Kind::Outlier => &["OUT001", "OUT002", "OUT004"],
-            Kind::Shifted => &["OUT004", "OUT005"],
+            Kind::Outlier => &["OUT001", "OUT002", "OUT004", "OUT006"],
+            Kind::Shifted => &["OUT004", "OUT006"],
         }
     }
 

@@ -8,7 +8,11 @@ use super::drift::{
     jensen_shannon::JensenShannonDrift, ks::KsDrift, label_shift::LabelShift,
     missing_rate::MissingRateChange, psi::PsiDrift, wasserstein::WassersteinDrift,
 };
-use super::outlier::{iqr_fence::IqrFence, robust_z::RobustZ, value_spike::ValueSpike};
+use super::outlier::{
+    class_conditional_outlier::ClassConditionalOutlier, iqr_fence::IqrFence,
+    isolated_row::IsolatedRow, multivariate_outlier::MultivariateOutlier, robust_z::RobustZ,
+    value_spike::ValueSpike,
+};
 use super::poison::{
     amplified_row::AmplifiedRow, backdoor_trigger::BackdoorTrigger,
     conflicting_duplicate::ConflictingDuplicate, exact_duplicate::ExactDuplicate,
@@ -37,6 +41,9 @@ pub const CHECKS: &[&dyn Check] = &[
     &RobustZ,
     &IqrFence,
     &ValueSpike,
+    &MultivariateOutlier,
+    &ClassConditionalOutlier,
+    &IsolatedRow,
     &PsiDrift,
     &KsDrift,
     &ChiSquaredDrift,

@@ -22,7 +22,7 @@ declare_check! {
     /// `f00` has Q1 = -0.67 and Q3 = 0.67 (IQR 1.35); with k = 4 anything above 6.1 is flagged.
     ///
     /// ## Configuration
-    /// `[checks.OUT002] k = 4.0`. Columns with IQR = 0 are skipped. Strictly positive
+    /// `[checks.OUT002] k = 4.0`. Columns with IQR = 0 are skipped. Mostly positive (95% of rows)
     /// right-skewed columns must also be beyond the fences on the log scale (see OUT001).
     /// Quartiles are read from the DDSketch (1% relative accuracy).
     ///

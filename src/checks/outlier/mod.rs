@@ -4,9 +4,14 @@
 //! else the data's own profile from a first pass. [`Scale`] turns a baseline column into the
 //! robust centre and spread the scorers use.
 
+pub mod class_conditional_outlier;
 pub mod iqr_fence;
+pub mod isolated_row;
 pub mod isolation_forest;
 pub mod mcd;
+pub mod multivariate_outlier;
+pub mod normal_scores;
+pub mod robust_fit;
 pub mod robust_z;
 pub mod value_spike;
 
@@ -15,6 +20,11 @@ use crate::profile::NumericProfile;
 /// Bowley (quartile) skewness above which a strictly positive column is scored on a log scale
 /// as well as on its own.
 pub const SKEW_FOR_LOG: f64 = 0.1;
+
+/// A column is log-scaled only if this quantile is positive (besides being right-skewed). The
+/// log scale can only lower a score (a value must be extreme on both scales; non-positive
+/// values are scored raw), so it is safe on a column that is positive in most rows only.
+pub const LOG_FLOOR_QUANTILE: f64 = 0.05;
 
 /// Robust location and spread of one baseline column.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +38,8 @@ pub struct Scale {
     pub q1: f64,
     /// Third quartile.
     pub q3: f64,
-    /// The same on the log scale, for strictly positive right-skewed columns.
+    /// The same on the log scale, for positive right-skewed columns (positive up to the
+    /// [`LOG_FLOOR_QUANTILE`]).
     pub log: Option<Box<Scale>>,
 }
 
@@ -45,8 +56,11 @@ impl Scale {
         } else {
             0.0
         };
-        let min = s.min().unwrap_or(0.0);
-        let log = if min > 0.0 && bowley > SKEW_FOR_LOG {
+        // Positive in most rows: some planted negative values must not switch the log scale
+        // off and leave the column's natural right tail flagged wholesale (the negative values
+        // themselves are scored on the raw scale).
+        let low = q(LOG_FLOOR_QUANTILE).unwrap_or(0.0);
+        let log = if low > 0.0 && bowley > SKEW_FOR_LOG {
             spread(p, median.ln(), f64::ln).map(|ls| {
                 Box::new(Scale {
                     median: median.ln(),

@@ -25,7 +25,7 @@ declare_check! {
     /// ## Configuration
     /// `[checks.OUT001] threshold = 6.0` (in robust sigmas). MAD = 0 (more than half the values
     /// equal) falls back to 1.2533 times the mean absolute deviation; a column with no spread at
-    /// all is skipped. Strictly positive columns with Bowley skewness above 0.1 (lognormal-like)
+    /// all is skipped. Columns positive in 95% of rows with Bowley skewness above 0.1 (lognormal-like)
     /// are also scored on the log scale and a value must be extreme on both scales, so a heavy
     /// right tail is not flagged wholesale. Median and MAD are read from the DDSketch (1%
     /// relative accuracy).

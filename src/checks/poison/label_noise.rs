@@ -2,6 +2,7 @@ use super::design::Design;
 use super::logistic::Logistic;
 use super::table::{RowTable, NULL_CODE};
 use super::{cannot_run, rows_of, with_coverage, Scored};
+use crate::checks::outlier::robust_fit;
 use crate::checks::{
     parse_options, plural, Check, CheckRun, Context, Done, Family, Needs, Settings,
 };
@@ -36,7 +37,8 @@ declare_check! {
     /// neighbours in the blend, the vote is taken again without the rows flagged first, so
     /// clusters of flipped rows do not vouch for each other. Rows with a feature beyond 8
     /// robust sigmas are not judged (the model would extrapolate; the outlier checks report
-    /// them). Each flagged row carries its given label, the suggested one, the neighbours'
+    /// them), nor rows far from the bulk jointly (OUT004's robust distance, p below 1e-5).
+    /// Each flagged row carries its given label, the suggested one, the neighbours'
     /// vote and its score (the flip posterior).
     ///
     /// ## Why it matters
@@ -78,6 +80,9 @@ pub const MAX_CLASSES: usize = 100;
 
 /// Rows with a feature beyond this many robust sigmas are not judged.
 pub const EXTREME_Z: f64 = 8.0;
+
+/// Rows whose joint robust distance has a tail probability below this are not judged.
+pub const JOINT_P: f64 = 1e-5;
 
 /// L2 penalty of the logistic regression (on the mean loss; features are standardized).
 const LAMBDA: f64 = 1e-3;
@@ -345,9 +350,19 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
     let q_lr = out_of_fold_probabilities(table, &design, &order, &fold, classes, o)?;
     // Rows with a wild feature value are left unjudged: the model would extrapolate there, and
     // such rows are the outlier checks' to report.
+    // Rows far from the bulk jointly (OUT004's fit, shared) are no better: a planted cluster
+    // the model extrapolates to would otherwise raise the flip floor for every row.
+    let joint = robust_fit::global(table);
+    let far = match joint.as_ref() {
+        Ok(fit) => {
+            let limit = robust_fit::cutoff(fit.scores.width(), JOINT_P);
+            fit.d2.iter().map(|&d2| d2 > limit).collect()
+        }
+        Err(_) => vec![false; table.len],
+    };
     let mut tame = vec![false; table.len];
     for &r in &labelled {
-        tame[r as usize] = design.max_abs_z(table, r as usize) <= EXTREME_Z;
+        tame[r as usize] = !far[r as usize] && design.max_abs_z(table, r as usize) <= EXTREME_Z;
     }
     // Position of each row among the labelled rows (labelled is ascending).
     let mut pos = vec![u32::MAX; table.len];

@@ -42,7 +42,9 @@ pub fn usable_tolerance(table: &RowTable, wanted: f64) -> Result<f64, String> {
             table.len
         ));
     }
-    chance::Agreement::of(table, first)
+    // Every duplicate check asks; the agreement is measured once per table.
+    table
+        .shared("chance-agreement", || chance::Agreement::of(table, first))
         .safe_tolerance(wanted)
         .ok_or_else(|| {
             "the features are too coarse: equal rows are expected by chance (no continuous feature)"

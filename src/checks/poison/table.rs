@@ -13,7 +13,8 @@ use crate::batch::{fmt_num, Batch, Col, Role};
 use crate::checks::Context;
 use crate::source::ColumnType;
 use polars::prelude::PlHashMap;
-use std::sync::{Arc, Mutex};
+use std::any::Any;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The code of a missing (null) text value.
 pub const NULL_CODE: u32 = u32::MAX;
@@ -152,6 +153,9 @@ pub struct RowTable {
     pub label: Option<LabelColumn>,
     /// Duplicate groups already built, by tolerance (several checks share them).
     groups: Mutex<Vec<Arc<Groups>>>,
+    /// Other results several checks share (a fitted model), by key: each an
+    /// `Arc<OnceLock<Arc<T>>>`.
+    shared: Mutex<Vec<(&'static str, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl RowTable {
@@ -194,6 +198,33 @@ impl RowTable {
             categorical,
             label,
             groups: Mutex::default(),
+            shared: Mutex::default(),
+        }
+    }
+
+    /// The result stored under `key`, computed by `make` on first use, so checks that need the
+    /// same fitted model fit it once. `make` may itself ask for other shared results (the lock
+    /// is not held while it runs). A key used with two types gets a fresh, uncached value for
+    /// the second rather than a wrong one.
+    pub fn shared<T: Any + Send + Sync>(
+        &self,
+        key: &'static str,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let cell: Option<Arc<OnceLock<Arc<T>>>> = {
+            let mut cache = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.iter().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.clone().downcast::<OnceLock<Arc<T>>>().ok(),
+                None => {
+                    let cell = Arc::new(OnceLock::<Arc<T>>::new());
+                    cache.push((key, cell.clone()));
+                    Some(cell)
+                }
+            }
+        };
+        match cell {
+            Some(cell) => cell.get_or_init(|| Arc::new(make())).clone(),
+            None => Arc::new(make()),
         }
     }
 
@@ -325,6 +356,7 @@ pub mod tests_support {
             categorical: Vec::new(),
             label: None,
             groups: Mutex::default(),
+            shared: Mutex::default(),
         };
         for (i, (n, v)) in text.iter().enumerate() {
             let mut c = CategoricalColumn::new(n, numeric.len() + i);
