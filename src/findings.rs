@@ -72,7 +72,8 @@ pub struct RowSample {
 pub struct Rows {
     /// How many rows are flagged in all.
     pub count: u64,
-    /// The first flagged rows, in source order (at most [`Rows::SAMPLE_CAP`]).
+    /// Example rows (at most [`Rows::SAMPLE_CAP`]): the first flagged rows in source order, or,
+    /// for checks that score rows (poisoning, multivariate outliers), the highest-scoring.
     pub samples: Vec<RowSample>,
 }
 

@@ -530,7 +530,9 @@ mod tests {
         let (findings, flags) = finish_on(&BackdoorTrigger, &t);
         assert!(findings.is_empty(), "{findings:#?}");
         assert!(flags.is_empty());
-        let (_, _) = finish_with(&BackdoorTrigger, &t, "min-support = 5");
+        // A lower support floor tests more values; the corrected test still finds nothing.
+        let (findings, flags) = finish_with(&BackdoorTrigger, &t, "min-support = 5");
+        assert!(findings.is_empty() && flags.is_empty(), "{findings:#?}");
         let mut bad = toml::Table::new();
         bad.insert("min-purity".into(), toml::Value::Float(1.5));
         assert!(BackdoorTrigger
