@@ -29,17 +29,22 @@ pub enum Kind {
     /// Every numeric feature moved together along one direction by 8 robust sigmas in all, so
     /// each feature alone stays unremarkable.
     Shifted,
+    /// A noisy stamp (up to four numeric features raised by about 3.5 robust sigmas each, with
+    /// noise, so no value repeats) and the label set to one class: a trigger no exact-value
+    /// test can see.
+    BlendedBackdoor,
 }
 
 impl Kind {
     /// All kinds, in report order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::LabelFlip,
         Kind::ExactDuplicate,
         Kind::NearDuplicate,
         Kind::Backdoor,
         Kind::Outlier,
         Kind::Shifted,
+        Kind::BlendedBackdoor,
     ];
 
     /// Kebab-case name.
@@ -51,6 +56,7 @@ impl Kind {
             Kind::Backdoor => "backdoor",
             Kind::Outlier => "outlier",
             Kind::Shifted => "shifted",
+            Kind::BlendedBackdoor => "blended-backdoor",
         }
     }
 
@@ -63,6 +69,7 @@ impl Kind {
             Kind::Backdoor => &["PSN005"],
             Kind::Outlier => &["OUT001", "OUT002", "OUT004", "OUT006"],
             Kind::Shifted => &["OUT004", "OUT006"],
+            Kind::BlendedBackdoor => &["PSN007", "OUT004"],
         }
     }
 
@@ -76,7 +83,7 @@ impl Kind {
         match self {
             Kind::LabelFlip => 0.01,
             Kind::ExactDuplicate | Kind::NearDuplicate | Kind::Outlier | Kind::Shifted => 0.005,
-            Kind::Backdoor => 0.003,
+            Kind::Backdoor | Kind::BlendedBackdoor => 0.003,
         }
     }
 }
@@ -134,6 +141,25 @@ struct NumCol {
     dtype: DataType,
     values: Vec<Option<f64>>,
     scale: ColumnScale,
+}
+
+/// The class with the median row count: a backdoor's target that is neither the biggest nor
+/// a rare one.
+fn median_class(classes: &[String], label: &Option<(DataType, Vec<Option<String>>)>) -> String {
+    let mut counts: Vec<(usize, &String)> = classes
+        .iter()
+        .map(|c| {
+            let k = label.as_ref().map_or(0, |(_, v)| {
+                v.iter().filter(|x| x.as_ref() == Some(c)).count()
+            });
+            (k, c)
+        })
+        .collect();
+    counts.sort();
+    counts
+        .get(counts.len() / 2)
+        .map(|c| c.1.clone())
+        .unwrap_or_default()
 }
 
 /// Plants `plan` into a copy of `df`.
@@ -226,12 +252,15 @@ pub fn plant(df: &DataFrame, plan: &Plan) -> Result<Outcome, String> {
             continue;
         }
         let count = ((rate * n as f64).round() as usize).max(1);
-        let needs_label = matches!(kind, Kind::LabelFlip | Kind::Backdoor);
+        let needs_label = matches!(
+            kind,
+            Kind::LabelFlip | Kind::Backdoor | Kind::BlendedBackdoor
+        );
         let why = if needs_label && label.is_none() {
             Some("needs a label column".to_string())
         } else if needs_label && classes.len() < 2 {
             Some("the label has fewer than two classes".to_string())
-        } else if kind == Kind::Backdoor && nums.len() < 2 {
+        } else if matches!(kind, Kind::Backdoor | Kind::BlendedBackdoor) && nums.len() < 2 {
             Some("needs two numeric features that vary".to_string())
         } else if matches!(kind, Kind::NearDuplicate | Kind::Outlier | Kind::Shifted)
             && nums.is_empty()
@@ -322,19 +351,7 @@ pub fn plant(df: &DataFrame, plan: &Plan) -> Result<Outcome, String> {
                     }
                 };
                 let (va, vb) = (trigger(&nums[a], 0.3), trigger(&nums[b], -0.3));
-                let target = {
-                    let mut counts: Vec<(usize, &String)> = classes
-                        .iter()
-                        .map(|c| {
-                            let k = label.as_ref().map_or(0, |(_, v)| {
-                                v.iter().filter(|x| x.as_ref() == Some(c)).count()
-                            });
-                            (k, c)
-                        })
-                        .collect();
-                    counts.sort();
-                    counts[counts.len() / 2].1.clone()
-                };
+                let target = median_class(&classes, &label);
                 for &r in &rows {
                     nums[a].values[r] = Some(va);
                     nums[b].values[r] = Some(vb);
@@ -362,6 +379,27 @@ pub fn plant(df: &DataFrame, plan: &Plan) -> Result<Outcome, String> {
                     }
                 }
                 detail = "1 to 3 numeric features set 8 to 20 robust sigmas from the median".into();
+            }
+            Kind::BlendedBackdoor => {
+                let target = median_class(&classes, &label);
+                let stamped: Vec<usize> = (0..nums.len().min(4)).collect();
+                for &r in &rows {
+                    for &j in &stamped {
+                        let c = &mut nums[j];
+                        if let Some(x) = c.values[r] {
+                            let lift = 3.5 + 0.3 * normal(&mut rng);
+                            c.values[r] = Some(x + lift * c.scale.sigma);
+                        }
+                    }
+                    if let Some((_, v)) = &mut label {
+                        v[r] = Some(target.clone());
+                    }
+                }
+                let names: Vec<&str> = stamped.iter().map(|&j| nums[j].name.as_str()).collect();
+                detail = format!(
+                    "{} raised by about 3.5 robust sigmas with noise, label {target}",
+                    names.join(", ")
+                );
             }
             Kind::Shifted => {
                 // One direction for all shifted rows: a cluster, as injected data would be.
@@ -487,7 +525,7 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), total, "no row gets two kinds");
-        assert_eq!(out.planted.len(), 6);
+        assert_eq!(out.planted.len(), Kind::ALL.len());
         let label = out.frame.column("label").unwrap().i64().unwrap().clone();
         let orig = df.column("label").unwrap().i64().unwrap().clone();
         let flips = &out.planted[0];
@@ -503,6 +541,9 @@ mod tests {
             .equals(df.column("id").unwrap()));
         let bd = &out.planted[3];
         assert!(bd.detail.starts_with("x = "), "{}", bd.detail);
+        let blended = &out.planted[6];
+        assert_eq!(blended.kind, Kind::BlendedBackdoor);
+        assert!(blended.detail.contains("raised"), "{}", blended.detail);
     }
 
     #[test]
@@ -515,6 +556,9 @@ mod tests {
         p.label = None;
         let out = plant(&df, &p).unwrap();
         let skipped: Vec<Kind> = out.skipped.iter().map(|s| s.kind).collect();
-        assert_eq!(skipped, vec![Kind::LabelFlip, Kind::Backdoor]);
+        assert_eq!(
+            skipped,
+            vec![Kind::LabelFlip, Kind::Backdoor, Kind::BlendedBackdoor]
+        );
     }
 }

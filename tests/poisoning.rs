@@ -138,6 +138,22 @@ fn poisoned_w1_each_check_finds_its_kind() {
         "PSN006 recall {recall:.3} precision {precision:.3}"
     );
 
+    // The spectral check sees no group beyond the planted ones (W1's backdoor rows sit inside
+    // the bulk; outliers may lean on a class's top direction).
+    let planted: HashSet<u64> = backdoor
+        .iter()
+        .chain(&flips)
+        .copied()
+        .chain(rows(truth.outliers.iter().map(|o| o.0)))
+        .collect();
+    let spectral = get("PSN007");
+    eprintln!(
+        "PSN007: {} rows flagged, {} not planted",
+        spectral.len(),
+        spectral.difference(&planted).count()
+    );
+    assert!(spectral.difference(&planted).count() <= 10);
+
     // Nothing copied often, no conflicting copies were planted.
     assert!(get("PSN004").is_empty());
     assert!(get("PSN003").is_empty());
@@ -148,7 +164,7 @@ fn clean_w1_stays_within_the_documented_false_positive_rates() {
     let dir = tempfile::tempdir().unwrap();
     w1(dir.path(), "clean.parquet", ROWS, 3, Variant::Clean);
     let (_, got) = check(dir.path(), "clean.parquet", true);
-    for code in ["PSN001", "PSN002", "PSN003", "PSN004", "PSN005"] {
+    for code in ["PSN001", "PSN002", "PSN003", "PSN004", "PSN005", "PSN007"] {
         assert!(
             got.get(code).is_none_or(|r| r.is_empty()),
             "{code} flagged clean rows: {:?}",
@@ -340,5 +356,24 @@ fn multivariate_outliers_on_w1() {
     eprintln!(
         "OUT006: shifted {iso_shifted}/{planted_shifted}, outliers {iso_outliers}/{planted_outliers}, {} untouched rows flagged",
         untouched(&report, "OUT006")
+    );
+}
+
+#[test]
+fn blended_backdoor_on_w1() {
+    let dir = tempfile::tempdir().unwrap();
+    w1(dir.path(), "data.parquet", ROWS, 6, Variant::Clean);
+    let report = inject_only(dir.path(), "data.parquet", &["blended-backdoor"]);
+    let (hit, planted) = caught(&report, "blended-backdoor", "PSN007");
+    let false_flags = untouched(&report, "PSN007");
+    let recall = hit as f64 / planted as f64;
+    let precision = hit as f64 / (hit + false_flags).max(1) as f64;
+    eprintln!(
+        "PSN007 blended backdoor: {hit}/{planted} caught, {false_flags} untouched rows flagged: recall {recall:.3} precision {precision:.3}"
+    );
+    // The bar for backdoor rows.
+    assert!(
+        recall >= 0.95 && precision >= 0.9,
+        "PSN007 recall {recall:.3} precision {precision:.3}"
     );
 }

@@ -16,7 +16,7 @@ use super::outlier::{
 use super::poison::{
     amplified_row::AmplifiedRow, backdoor_trigger::BackdoorTrigger,
     conflicting_duplicate::ConflictingDuplicate, exact_duplicate::ExactDuplicate,
-    label_noise::LabelNoise, near_duplicate::NearDuplicate,
+    label_noise::LabelNoise, near_duplicate::NearDuplicate, spectral_signature::SpectralSignature,
 };
 use super::schema::{
     duplicate_id::DuplicateId, missing_column::MissingColumn, null_not_allowed::NullNotAllowed,
@@ -59,6 +59,7 @@ pub const CHECKS: &[&dyn Check] = &[
     &AmplifiedRow,
     &BackdoorTrigger,
     &LabelNoise,
+    &SpectralSignature,
 ];
 
 /// The check with code `code` (case-insensitive).

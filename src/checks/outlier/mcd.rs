@@ -191,6 +191,30 @@ impl RobustCovariance {
         }
     }
 
+    /// Writes x's whitened coordinates into `out` (both length d): the deviation from the robust
+    /// location, scaled and rotated so the bulk has identity covariance. Their squares sum to
+    /// [`RobustCovariance::distance2`].
+    pub fn whiten(&self, x: &[f64], out: &mut [f64]) {
+        for (j, o) in out.iter_mut().enumerate().take(self.d) {
+            let v = x.get(j).copied().unwrap_or(f64::NAN);
+            *o = (v - self.location[j]) / self.scale[j];
+        }
+        forward_norm2(&self.chol, self.d, out);
+    }
+
+    /// A direction in whitened coordinates expressed per (scaled) column, `L v`: which columns
+    /// move along it, and which way.
+    pub fn unwhiten_direction(&self, v: &[f64]) -> Vec<f64> {
+        let d = self.d;
+        (0..d)
+            .map(|i| {
+                (0..=i)
+                    .map(|j| self.chol[i * d + j] * v.get(j).copied().unwrap_or(0.0))
+                    .sum()
+            })
+            .collect()
+    }
+
     /// Number of columns the estimate was fitted on.
     pub fn dims(&self) -> usize {
         self.d

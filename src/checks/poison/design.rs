@@ -50,6 +50,20 @@ impl Design {
         Design { dims }
     }
 
+    /// The matrix columns' names: the column, or `column=value` for an indicator.
+    pub fn names(&self, table: &RowTable) -> Vec<String> {
+        self.dims
+            .iter()
+            .map(|d| match d {
+                Dim::Numeric { col, .. } => table.numeric[*col].name.clone(),
+                Dim::OneHot { col, code } => {
+                    let c = &table.categorical[*col];
+                    format!("{}={}", c.name, c.value(*code))
+                }
+            })
+            .collect()
+    }
+
     /// Number of matrix columns.
     pub fn width(&self) -> usize {
         self.dims.len()

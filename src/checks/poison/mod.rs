@@ -18,6 +18,7 @@ pub mod label_noise;
 pub mod logistic;
 pub mod near_duplicate;
 pub mod scale;
+pub mod spectral_signature;
 pub mod table;
 
 use crate::checks::{Check, Done, Flags};
