@@ -14,7 +14,9 @@ declare_check! {
     /// A group of rows inside one class that all lean the same way, the spectral signature of
     /// a backdoor (Tran, Li & Madry 2018). Rows are first put in the space OUT004 measures in
     /// (per-column normal scores) and whitened by the data's robust covariance, so a feature
-    /// that is naturally wide or two features that move together do not pass for a signal.
+    /// that is naturally wide or two features that move together do not pass for a signal;
+    /// whitened coordinates are clipped at 10, so a few wild outliers cannot own a class's
+    /// direction.
     /// Within each class the rows are centred and the top singular vector of the class's
     /// matrix is found (power iteration on its covariance): planted rows that share a pattern,
     /// even a noisy one no exact-value test can see, pull that direction towards themselves.
@@ -23,10 +25,14 @@ declare_check! {
     /// where most such rows lie, are flagged, scored by that z, when there are at least
     /// `min-rows` (default 5) of them, at least four times as many as the other classes' share
     /// of rows that far out along the same direction predicts (each class measured against its
-    /// own median and MAD; at least the normal tail), and that share would give so many with
+    /// own median and MAD, leaving out rows far from the bulk jointly, such as another planted
+    /// cluster spread over every class; at least the normal tail), and that share would give so many with
     /// probability below 1e-6 (binomial tail). Comparing with the other classes keeps
     /// bimodal and heavy-tailed features, far out in every class, from looking like a trigger,
-    /// which is only in its own. The finding names the features the direction loads on.
+    /// which is only in its own. Rows far from the bulk jointly (OUT004's distance, p below
+    /// 1e-6) neither set the direction nor count towards the group, so scattered outliers do
+    /// not make one; the group's far members are flagged with it. The finding names the
+    /// features the direction loads on.
     ///
     /// ## Why it matters
     /// A backdoor needs its trigger to be learnable, so triggered rows share a feature
@@ -52,7 +58,8 @@ declare_check! {
     /// looks like too, so the finding names the features to judge it by. Measured on seeded W1
     /// (100k rows): no row flagged on clean data or on W1's poisoned variant (its exact
     /// trigger sits inside the bulk: PSN005's case); with 0.3% rows carrying a noisy 4-feature
-    /// stamp and a forced label, 299 of 300 caught and no other row flagged.
+    /// stamp and a forced label, 294 of 300 caught and no other row flagged (280 of 300, still
+    /// no other row, with `vigil inject`'s other kinds planted beside it).
     pub struct SpectralSignature;
 }
 
@@ -65,6 +72,13 @@ const MAX_EXCESS_P: f64 = 1e-6;
 
 /// ... and it holds at least this many times the rows that share predicts.
 const MIN_LIFT: f64 = 4.0;
+
+/// Other classes' rows jointly this improbable (OUT004's distance) do not count towards their
+/// natural tail share.
+const JOINT_P: f64 = 1e-6;
+
+/// Whitened coordinates are clipped to this magnitude.
+const CLIP: f64 = 10.0;
 
 /// Power iterations at most.
 const ITERATIONS: usize = 200;
@@ -197,9 +211,15 @@ fn analyse(table: &RowTable, o: &Options) -> Result<(Vec<Group>, usize), String>
     let fit = fit.as_ref().as_ref().map_err(|e| e.clone())?;
     let d = fit.scores.width();
     let names = fit.scores.names(table);
+    let joint_limit = robust_fit::cutoff(d, JOINT_P);
     let point = |r: u32, buf: &mut [f64], out: &mut [f64]| {
         fit.scores.fill(table, r as usize, buf);
         fit.cov.whiten(buf, out);
+        // A few wild values (a planted 20-sigma outlier scores in the hundreds) would own the
+        // class's covariance; clipped, a group outweighs them.
+        for x in out.iter_mut() {
+            *x = x.clamp(-CLIP, CLIP);
+        }
     };
     let needed = (5 * d).max(50);
     let mut groups = Vec::new();
@@ -209,12 +229,22 @@ fn analyse(table: &RowTable, o: &Options) -> Result<(Vec<Group>, usize), String>
             continue;
         }
         fitted += 1;
-        let sample: Vec<u32> = if rows.len() > FIT_ROWS {
+        // Rows far from everything (scattered outliers) neither set the direction nor count as
+        // a group: a trigger group is judged by its members that look ordinary on their own.
+        let tame: Vec<u32> = rows
+            .iter()
+            .copied()
+            .filter(|&r| fit.d2[r as usize] <= joint_limit)
+            .collect();
+        if tame.len() < needed {
+            continue;
+        }
+        let sample: Vec<u32> = if tame.len() > FIT_ROWS {
             (0..FIT_ROWS)
-                .map(|i| rows[(i as u128 * rows.len() as u128 / FIT_ROWS as u128) as usize])
+                .map(|i| tame[(i as u128 * tame.len() as u128 / FIT_ROWS as u128) as usize])
                 .collect()
         } else {
-            rows.clone()
+            tame.clone()
         };
         let n = sample.len() as f64;
         let mut buf = vec![0.0; d];
@@ -268,7 +298,11 @@ fn analyse(table: &RowTable, o: &Options) -> Result<(Vec<Group>, usize), String>
             .filter(|(_, &z)| z * sign >= o.min_z)
             .map(|(&r, &z)| (r, z * sign))
             .collect();
-        if out.len() < o.min_rows {
+        let members = out
+            .iter()
+            .filter(|(r, _)| fit.d2[*r as usize] <= joint_limit)
+            .count();
+        if members < o.min_rows {
             continue;
         }
         // The other classes along the same direction, each measured against its own centre
@@ -284,6 +318,9 @@ fn analyse(table: &RowTable, o: &Options) -> Result<(Vec<Group>, usize), String>
             let q: Vec<f64> = orows
                 .iter()
                 .step_by(step)
+                // Rows far from everything (another planted cluster spread over all classes)
+                // would pass for a natural tail here.
+                .filter(|&&r| fit.d2[r as usize] <= joint_limit)
                 .map(|&r| project(r, &mut buf, &mut w))
                 .collect();
             if let Some(zq) = robust_z(&q) {
@@ -297,12 +334,12 @@ fn analyse(table: &RowTable, o: &Options) -> Result<(Vec<Group>, usize), String>
             0.0
         };
         let share = share.max(Normal::standard().sf(o.min_z));
-        let expected = rows.len() as f64 * share;
-        let excess_p = match Binomial::new(share.min(1.0), rows.len() as u64) {
-            Ok(b) => b.sf(out.len() as u64 - 1),
+        let expected = tame.len() as f64 * share;
+        let excess_p = match Binomial::new(share.min(1.0), tame.len() as u64) {
+            Ok(b) => b.sf(members as u64 - 1),
             Err(_) => 1.0,
         };
-        if (out.len() as f64) < MIN_LIFT * expected || excess_p > MAX_EXCESS_P {
+        if (members as f64) < MIN_LIFT * expected || excess_p > MAX_EXCESS_P {
             continue;
         }
         let loads = fit.cov.unwhiten_direction(&v);
