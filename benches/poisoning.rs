@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench poisoning` prints, per size, the wall time of: PSN006 label noise
 //! (goal: 100k rows under 1 s, 1M under 3 s on the 2-core machine), PSN002 near duplicates,
-//! PSN005 backdoor triggers, and the whole check with every check on, plus each run's peak RSS.
+//! PSN005 backdoor triggers, PSN007 spectral signatures, OUT004 multivariate outliers, and the
+//! whole check with every check on, plus each run's peak RSS.
 //! `VIGIL_BENCH_ROWS=100000` runs one size; `VIGIL_BENCH_DIR=DIR` keeps the generated files.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -50,6 +51,8 @@ fn main() {
             ("PSN006 label noise", Some("PSN006")),
             ("PSN002 near duplicates", Some("PSN002")),
             ("PSN005 backdoor triggers", Some("PSN005")),
+            ("PSN007 spectral signature", Some("PSN007")),
+            ("OUT004 multivariate outliers", Some("OUT004")),
             ("every check", None),
         ] {
             let mut policy = base.clone();
