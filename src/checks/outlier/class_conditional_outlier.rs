@@ -1,15 +1,12 @@
-use super::robust_fit::{self, cutoff, fmt_p};
+use super::robust_fit::{self, cutoff, fmt_p, MaxP};
 use super::SKEW_FOR_LOG;
 use crate::checks::poison::scale::ColumnScale;
 use crate::checks::poison::table::{RowTable, NULL_CODE};
 use crate::checks::poison::{cannot_run, rows_of, with_coverage, Scored};
-use crate::checks::{
-    parse_options, plural, Check, CheckRun, Context, Done, Family, Needs, Settings,
-};
+use crate::checks::{plural, Check, CheckRun, Context, Done, Family, Needs, Settings};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
 use rayon::prelude::*;
-use serde::Deserialize;
 
 declare_check! {
     /// ## What it checks
@@ -62,24 +59,8 @@ const INSIDE_P: f64 = 0.001;
 /// the class it sits in.
 const MIN_RATIO: f64 = 4.0;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-struct Options {
-    max_p: f64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { max_p: 1e-5 }
-    }
-}
-
-fn options(t: &toml::Table) -> Result<Options, String> {
-    let o: Options = parse_options(t)?;
-    if !(o.max_p > 1e-15 && o.max_p < 0.5) {
-        return Err(format!("`max-p` must be in (1e-15, 0.5), got {}", o.max_p));
-    }
-    Ok(o)
+fn options(t: &toml::Table) -> Result<MaxP, String> {
+    robust_fit::max_p_option(t, 1e-5)
 }
 
 impl Check for ClassConditionalOutlier {
@@ -114,7 +95,7 @@ impl Check for ClassConditionalOutlier {
 
 struct Run {
     severity: Severity,
-    o: Options,
+    o: MaxP,
 }
 
 /// One column's centre and spread within one class.

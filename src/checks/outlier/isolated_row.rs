@@ -138,17 +138,11 @@ fn scores(table: &RowTable, trees: usize) -> Result<Vec<f64>, String> {
             table.len
         ));
     }
-    let picked: Vec<u32> = if table.len > FIT_ROWS {
-        (0..FIT_ROWS)
-            .map(|i| (i as u128 * table.len as u128 / FIT_ROWS as u128) as u32)
-            .collect()
-    } else {
-        (0..table.len as u32).collect()
-    };
+    let all: Vec<u32> = (0..table.len as u32).collect();
+    let picked = crate::checks::poison::strided(&all, FIT_ROWS);
     let m = design.matrix(table, &picked);
     let flat: Vec<f64> = m.iter().copied().collect();
     let forest = IsolationForest::fit(&flat, d, trees, SAMPLE_SIZE, SEED);
-    let all: Vec<u32> = (0..table.len as u32).collect();
     Ok(all
         .par_chunks(4096)
         .flat_map_iter(|chunk| {

@@ -1,11 +1,8 @@
-use super::robust_fit::{self, cutoff, fmt_p, largest_scores, tail_p};
+use super::robust_fit::{self, cutoff, fmt_p, largest_scores, tail_p, MaxP};
 use crate::checks::poison::{cannot_run, rows_of, with_coverage, Scored};
-use crate::checks::{
-    parse_options, plural, Check, CheckRun, Context, Done, Family, Needs, Settings,
-};
+use crate::checks::{plural, Check, CheckRun, Context, Done, Family, Needs, Settings};
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
-use serde::Deserialize;
 
 declare_check! {
     /// ## What it checks
@@ -54,24 +51,8 @@ declare_check! {
 /// Flagged shares above this get the several-clusters warning.
 const CLUSTER_WARNING_SHARE: f64 = 0.02;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-struct Options {
-    max_p: f64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { max_p: 1e-6 }
-    }
-}
-
-fn options(t: &toml::Table) -> Result<Options, String> {
-    let o: Options = parse_options(t)?;
-    if !(o.max_p > 1e-15 && o.max_p < 0.5) {
-        return Err(format!("`max-p` must be in (1e-15, 0.5), got {}", o.max_p));
-    }
-    Ok(o)
+fn options(t: &toml::Table) -> Result<MaxP, String> {
+    robust_fit::max_p_option(t, 1e-6)
 }
 
 impl Check for MultivariateOutlier {
@@ -106,7 +87,7 @@ impl Check for MultivariateOutlier {
 
 struct Run {
     severity: Severity,
-    o: Options,
+    o: MaxP,
 }
 
 impl CheckRun for Run {

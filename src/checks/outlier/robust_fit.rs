@@ -8,8 +8,10 @@
 
 use super::mcd::RobustCovariance;
 use super::normal_scores::NormalScores;
+use crate::checks::parse_options;
 use crate::checks::poison::table::RowTable;
 use rayon::prelude::*;
+use serde::Deserialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use std::sync::Arc;
 
@@ -27,6 +29,30 @@ pub const MIN_ROWS: usize = 50;
 
 /// Seed of the Fast-MCD starts: the same data always gives the same fit.
 pub const SEED: u64 = 0x5EED_0D15;
+
+/// The `max-p` option the multivariate checks share: the tail probability below which a row
+/// is far.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MaxP {
+    /// Tail probability threshold, in (1e-15, 0.5).
+    pub max_p: f64,
+}
+
+/// Parses a check's options holding only `max-p`; `default` when it is absent.
+pub fn max_p_option(t: &toml::Table, default: f64) -> Result<MaxP, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+    struct Raw {
+        max_p: Option<f64>,
+    }
+    let raw: Raw = parse_options(t)?;
+    let max_p = raw.max_p.unwrap_or(default);
+    if !(max_p > 1e-15 && max_p < 0.5) {
+        return Err(format!("`max-p` must be in (1e-15, 0.5), got {max_p}"));
+    }
+    Ok(MaxP { max_p })
+}
 
 /// A robust fit and every row's squared distance to it.
 pub struct GlobalFit {
@@ -75,14 +101,7 @@ pub fn fit(
             rows.len()
         ));
     }
-    let picked: Vec<u32> = if rows.len() > FIT_ROWS {
-        // Evenly strided, so data sorted by time or class is covered end to end.
-        (0..FIT_ROWS)
-            .map(|i| rows[(i as u128 * rows.len() as u128 / FIT_ROWS as u128) as usize])
-            .collect()
-    } else {
-        rows.to_vec()
-    };
+    let picked = crate::checks::poison::strided(rows, FIT_ROWS);
     let m = scores.matrix(table, &picked);
     RobustCovariance::fit(&m, d, FIT_ROWS, SEED)
 }

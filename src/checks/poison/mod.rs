@@ -66,6 +66,17 @@ pub fn tolerance_note(wanted: f64, used: f64) -> String {
     }
 }
 
+/// At most `cap` of `rows`, evenly strided (all of them when there are fewer), so data sorted
+/// by time or class is covered end to end.
+pub fn strided(rows: &[u32], cap: usize) -> Vec<u32> {
+    if rows.len() <= cap {
+        return rows.to_vec();
+    }
+    (0..cap)
+        .map(|i| rows[(i as u128 * rows.len() as u128 / cap as u128) as usize])
+        .collect()
+}
+
 /// The finding a poisoning check returns when the data cannot support it, naming why.
 pub fn cannot_run(check: &dyn Check, why: String) -> Finding {
     Finding {

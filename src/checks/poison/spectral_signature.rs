@@ -239,13 +239,7 @@ fn analyse(table: &RowTable, o: &Options) -> Result<(Vec<Group>, usize), String>
         if tame.len() < needed {
             continue;
         }
-        let sample: Vec<u32> = if tame.len() > FIT_ROWS {
-            (0..FIT_ROWS)
-                .map(|i| tame[(i as u128 * tame.len() as u128 / FIT_ROWS as u128) as usize])
-                .collect()
-        } else {
-            tame.clone()
-        };
+        let sample = super::strided(&tame, FIT_ROWS);
         let n = sample.len() as f64;
         let mut buf = vec![0.0; d];
         let mut w = vec![0.0; d];
