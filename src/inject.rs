@@ -480,7 +480,8 @@ fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
+/// A standard normal draw (Box-Muller).
+pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let a = unit(rng).max(1e-300);
     let b = unit(rng);
     (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()

@@ -347,14 +347,9 @@ mod tests {
     use super::*;
     use crate::checks::poison::table::tests_support::table_of;
     use crate::checks::poison::test_support::finish_on;
-    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    use crate::inject::normal;
+    use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-
-    fn gauss(rng: &mut ChaCha8Rng) -> f64 {
-        let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let v = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 
     #[test]
     fn a_row_inside_another_class_is_flagged_with_that_class() {
@@ -365,8 +360,8 @@ mod tests {
         for i in 0..1_500 {
             let class = i % 3;
             let blob = if i < 45 && class == 0 { 1 } else { class };
-            x.push(8.0 * blob as f64 + gauss(&mut rng));
-            y.push(if blob == 2 { 8.0 } else { 0.0 } + gauss(&mut rng));
+            x.push(8.0 * blob as f64 + normal(&mut rng));
+            y.push(if blob == 2 { 8.0 } else { 0.0 } + normal(&mut rng));
             labels.push(names[class]);
         }
         let t = table_of(&[("x", &x), ("y", &y)], &[], Some(&labels));

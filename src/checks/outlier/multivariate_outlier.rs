@@ -164,29 +164,24 @@ mod tests {
     use super::*;
     use crate::checks::poison::table::tests_support::table_of;
     use crate::checks::poison::test_support::{finish_on, finish_with};
-    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    use crate::inject::normal;
+    use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-
-    fn gauss(rng: &mut ChaCha8Rng) -> f64 {
-        let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let v = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 
     /// Two correlated columns and a skewed one; rows 0..20 break the correlation only.
     fn data(n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
-            let x = gauss(&mut rng);
+            let x = normal(&mut rng);
             let y = if i < 20 {
                 -x.signum() * 2.0
             } else {
-                0.95 * x + 0.31 * gauss(&mut rng)
+                0.95 * x + 0.31 * normal(&mut rng)
             };
             a.push(if i < 20 { x.signum() * 2.0 } else { x });
             b.push(y);
-            c.push((0.8 * gauss(&mut rng)).exp());
+            c.push((0.8 * normal(&mut rng)).exp());
         }
         (a, b, c)
     }

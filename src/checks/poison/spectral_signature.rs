@@ -424,14 +424,9 @@ mod tests {
     use super::*;
     use crate::checks::poison::table::tests_support::table_of;
     use crate::checks::poison::test_support::finish_on;
-    use rand_chacha::rand_core::{RngCore, SeedableRng};
+    use crate::inject::normal;
+    use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-
-    fn gauss(rng: &mut ChaCha8Rng) -> f64 {
-        let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let v = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 
     /// Six features, three overlapping classes; `planted` rows of class `a` get f0..f3 raised
     /// by about 3.5 with noise (no exact value repeats).
@@ -445,9 +440,9 @@ mod tests {
             let class = i % 3;
             let poisoned = class == 0 && truth.len() < planted && i % 7 == 0;
             for (j, col) in cols.iter_mut().enumerate() {
-                let mut x = gauss(&mut rng) + if j == class { 0.8 } else { 0.0 };
+                let mut x = normal(&mut rng) + if j == class { 0.8 } else { 0.0 };
                 if poisoned && j < 4 {
-                    x += 3.5 + 0.3 * gauss(&mut rng);
+                    x += 3.5 + 0.3 * normal(&mut rng);
                 }
                 col.push(x);
             }
