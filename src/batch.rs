@@ -87,6 +87,7 @@ impl Layout {
             match policy {
                 Some(p) if p.dataset.label.as_deref() == Some(name) => Role::Label,
                 Some(p) if p.dataset.id.as_deref() == Some(name) => Role::Id,
+                Some(p) if p.dataset.source.as_deref() == Some(name) => Role::Other,
                 Some(p) => match &p.dataset.features {
                     Some(fs) if !fs.iter().any(|f| f == name) => Role::Other,
                     _ => Role::Feature,

@@ -62,6 +62,9 @@ pub struct RowSample {
     pub row: u64,
     /// The offending value, rendered as text (may be empty for whole-row findings).
     pub value: String,
+    /// The row's score, for checks that rank rows (higher is more suspicious).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// Rows a finding applies to: the total, and the first few as examples.
@@ -88,6 +91,7 @@ impl Rows {
             self.samples.push(RowSample {
                 row,
                 value: value(),
+                score: None,
             });
         }
     }
@@ -196,6 +200,9 @@ pub struct Report {
     pub run: RunInfo,
     /// Findings, in the order the checks are registered.
     pub findings: Vec<Finding>,
+    /// Flagged rows per source, when the policy names a source column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<crate::provenance::SourceBreakdown>,
 }
 
 impl Report {

@@ -14,6 +14,7 @@ pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod profile;
+pub mod provenance;
 pub mod scan;
 pub mod serve;
 pub mod source;

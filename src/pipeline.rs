@@ -11,6 +11,7 @@ use crate::checks::{CheckRun, Context, Done, Flags, Needs, Settings};
 use crate::findings::{Finding, Report, RunInfo, SkippedCheck};
 use crate::policy::Policy;
 use crate::profile::{Profile, ProfileBuilder, SourceInfo};
+use crate::provenance::Provenance;
 use crate::source::{Source, SourceError};
 use rayon::prelude::*;
 use std::io::Write;
@@ -62,15 +63,17 @@ pub struct CheckOutcome {
     pub profile: Profile,
 }
 
-/// Profiles a source in one pass.
+/// Profiles a source in one pass; with `fingerprints`, every row is fingerprinted too (for a
+/// reference profile).
 pub fn profile_source(
     source: &Source,
     layout: &Layout,
     progress: bool,
+    fingerprints: bool,
 ) -> Result<Profile, RunError> {
     let sha = std::thread::scope(|s| {
         let sha = s.spawn(|| source.sha256());
-        let profile = read_profile(source, layout, progress);
+        let profile = read_profile(source, layout, progress, fingerprints);
         let sha = sha
             .join()
             .unwrap_or_else(|_| Ok(String::new()))
@@ -87,9 +90,17 @@ pub fn profile_source(
     Ok(builder_profile)
 }
 
-fn read_profile(source: &Source, layout: &Layout, progress: bool) -> Result<Profile, RunError> {
+fn read_profile(
+    source: &Source,
+    layout: &Layout,
+    progress: bool,
+    fingerprints: bool,
+) -> Result<Profile, RunError> {
     let bar = Progress::new(progress, "profiling");
     let mut builder = ProfileBuilder::new(layout);
+    if fingerprints {
+        builder = builder.with_fingerprints(layout);
+    }
     for item in source.batches(&layout.overrides)? {
         let (offset, df) = item?;
         let batch = Batch::new(offset, &df, layout);
@@ -110,7 +121,7 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
     // Without a reference, statistics for row scoring come from a first pass over the data.
     let first_pass = match reference {
         Some(_) => None,
-        None => Some(read_profile(req.source, &layout, req.progress)?),
+        None => Some(read_profile(req.source, &layout, req.progress, false)?),
     };
     let baseline = reference.or(first_pass.as_ref());
     let ctx = Context {
@@ -172,6 +183,15 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
         None => None,
     };
     let hash_source = req.source;
+    let mut provenance = req
+        .policy
+        .and_then(|p| p.dataset.source.as_deref())
+        .and_then(|name| {
+            layout
+                .index(name)
+                .filter(|&i| layout.columns[i].present())
+                .map(|i| Provenance::new(name, i))
+        });
     let mut table = runs
         .iter()
         .any(|(_, r)| r.wants_table())
@@ -183,8 +203,11 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
             &layout,
             &ctx,
             &mut runs,
-            table.as_mut(),
-            sink.as_mut(),
+            Keep {
+                table: table.as_mut(),
+                sink: sink.as_mut(),
+                provenance: provenance.as_mut(),
+            },
             first_pass.is_none(),
         );
         let sha = sha.join().unwrap_or_else(|_| Ok(String::new()));
@@ -212,9 +235,14 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
             prior: &findings,
             table: table.as_ref(),
             flags: Flags::default(),
+            sources: provenance.as_ref(),
         };
         let new = run.finish(&ctx, &mut done);
-        late_flags.extend(done.flags.rows);
+        let flagged = done.flags.rows;
+        if let Some(p) = provenance.as_mut() {
+            p.count(&flagged);
+        }
+        late_flags.extend(flagged);
         findings.extend(new);
     }
     if let Some(sink) = sink {
@@ -237,11 +265,20 @@ pub fn run_check(req: &CheckRequest<'_>) -> Result<CheckOutcome, RunError> {
             checks_run,
         },
         findings,
+        sources: provenance.map(|p| p.breakdown()),
     };
     Ok(CheckOutcome {
         report,
         profile: current,
     })
+}
+
+/// What the main pass fills besides the checks: the rows kept in memory, the flagged-rows file
+/// and the per-source counts, each when wanted.
+struct Keep<'a> {
+    table: Option<&'a mut RowTable>,
+    sink: Option<&'a mut FlaggedRows>,
+    provenance: Option<&'a mut Provenance>,
 }
 
 /// The main pass: feeds row checks (and the profile, when `build_profile`).
@@ -250,12 +287,16 @@ fn scan(
     layout: &Layout,
     ctx: &Context<'_>,
     runs: &mut [(&'static str, Box<dyn CheckRun>)],
-    mut table: Option<&mut RowTable>,
-    mut sink: Option<&mut FlaggedRows>,
+    keep: Keep<'_>,
     build_profile: bool,
 ) -> Result<Option<Profile>, RunError> {
+    let Keep {
+        mut table,
+        mut sink,
+        mut provenance,
+    } = keep;
     let row_checks = runs.iter().any(|(_, r)| r.wants_rows());
-    if !row_checks && !build_profile && table.is_none() {
+    if !row_checks && !build_profile && table.is_none() && provenance.is_none() {
         return Ok(None);
     }
     let bar = Progress::new(req.progress, "checking");
@@ -283,6 +324,12 @@ fn scan(
             }
             flags
         });
+        if let Some(p) = provenance.as_deref_mut() {
+            p.add(&batch);
+            let pairs: Vec<(u64, &'static str)> =
+                flags.iter().flat_map(|f| f.rows.iter().copied()).collect();
+            p.count(&pairs);
+        }
         if let Some(sink) = sink.as_deref_mut() {
             sink.write_batch(flags)?;
         }

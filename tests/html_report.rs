@@ -113,6 +113,10 @@ fn html_report_renders_in_chromium() {
         "id=\"run\"",
         "id=\"filter\"",
         "omega",
+        // Poisoning: ranked rows across checks, given against suggested labels.
+        "id=\"poisoning\"",
+        "id=\"suspicious-rows\"",
+        "id=\"confusion-PSN006\"",
     ] {
         assert!(dom.contains(needle), "DOM lacks {needle}");
     }

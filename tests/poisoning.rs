@@ -377,3 +377,141 @@ fn blended_backdoor_on_w1() {
         "PSN007 recall {recall:.3} precision {precision:.3}"
     );
 }
+
+/// W1 rows as a DataFrame.
+fn w1_frame(rows: usize, seed: u64) -> polars::prelude::DataFrame {
+    let cfg = vigil::synth::w1::W1Config {
+        rows,
+        seed,
+        variant: Variant::Clean,
+    };
+    vigil::synth::write::chunk_frame(&vigil::synth::w1::generate(&cfg)).unwrap()
+}
+
+#[test]
+fn reference_copies_relabels_and_a_bad_source() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Trusted data and its reference profile (with fingerprints, ids left out).
+    let mut trusted = w1_frame(20_000, 5);
+    ParquetWriter::new(fs::File::create(d.join("trusted.parquet")).unwrap())
+        .finish(&mut trusted)
+        .unwrap();
+    let r = vigil(
+        d,
+        &[
+            "profile",
+            "trusted.parquet",
+            "--label",
+            "label",
+            "--id",
+            "id",
+            "-o",
+            "ref.json",
+            "-q",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Incoming: 20,000 new rows from four suppliers, then 300 trusted rows copied as they
+    // are (suppliers a to c) and 100 copied with the label moved to the next class (d).
+    let fresh = w1_frame(20_000, 6);
+    let copies = trusted.slice(0, 400);
+    let labels: Vec<i64> = copies
+        .column("label")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .enumerate()
+        .map(|(i, y)| if i < 300 { y } else { (y + 1) % 5 })
+        .collect();
+    let ids: Vec<i64> = (0..400).map(|i| 50_000_000 + i).collect();
+    let mut copies = copies;
+    copies
+        .with_column(Column::new("label".into(), labels))
+        .unwrap();
+    copies.with_column(Column::new("id".into(), ids)).unwrap();
+    let mut incoming = fresh.vstack(&copies).unwrap();
+    let suppliers: Vec<&str> = (0..20_400)
+        .map(|i| match i {
+            0..20_000 => ["a", "b", "c", "d"][i % 4],
+            20_000..20_300 => ["a", "b", "c"][i % 3],
+            _ => "d",
+        })
+        .collect();
+    incoming
+        .with_column(Column::new("supplier".into(), suppliers))
+        .unwrap();
+    ParquetWriter::new(fs::File::create(d.join("incoming.parquet")).unwrap())
+        .finish(&mut incoming)
+        .unwrap();
+    let r = vigil(
+        d,
+        &[
+            "init",
+            "incoming.parquet",
+            "--label",
+            "label",
+            "--id",
+            "id",
+            "-q",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let policy = fs::read_to_string(d.join("vigil.toml")).unwrap();
+    fs::write(
+        d.join("vigil.toml"),
+        policy.replacen("[dataset]\n", "[dataset]\nsource = \"supplier\"\n", 1),
+    )
+    .unwrap();
+    let r = vigil(
+        d,
+        &[
+            "check",
+            "incoming.parquet",
+            "-p",
+            "vigil.toml",
+            "-r",
+            "ref.json",
+            "-f",
+            "json",
+            "--flagged-rows",
+            "rows.csv",
+            "-q",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let got = flagged(&d.join("rows.csv"));
+    let none = HashSet::new();
+    let copied = rows(20_000..20_400);
+    let relabelled = rows(20_300..20_400);
+    let (recall, precision) = score(got.get("PSN008").unwrap_or(&none), &copied, &none);
+    eprintln!("PSN008 copies: recall {recall:.3} precision {precision:.3}");
+    assert!(
+        recall == 1.0 && precision >= 0.99,
+        "PSN008 {recall} {precision}"
+    );
+    let (recall, precision) = score(got.get("PSN009").unwrap_or(&none), &relabelled, &none);
+    eprintln!("PSN009 relabelled copies: recall {recall:.3} precision {precision:.3}");
+    assert!(
+        recall == 1.0 && precision == 1.0,
+        "PSN009 {recall} {precision}"
+    );
+    // Per source: every source counted; d stands out, by PSN009 (copies, PSN008, are even).
+    let sources = report["sources"]["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 4);
+    let d = sources.iter().find(|s| s["source"] == "d").unwrap();
+    assert_eq!(d["rows"], 5_100);
+    assert_eq!(d["by_check"]["PSN009"], 100, "{sources:?}");
+    assert!(sources.iter().all(|s| s["by_check"]["PSN008"] == 100));
+    let bad: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "PSN010")
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["evidence"]["details"]["source"], "d");
+}

@@ -13,7 +13,7 @@ fn frame(x: &[Option<f64>], c: &[Option<String>], y: &[i64]) -> DataFrame {
 
 fn profile(df: &DataFrame) -> Profile {
     let layout = Layout::of_frame(df, Some("label"));
-    let mut b = ProfileBuilder::new(&layout);
+    let mut b = ProfileBuilder::new(&layout).with_fingerprints(&layout);
     // Feed in two batches to exercise per-batch accumulation too.
     let h = df.height();
     let (a, rest) = (df.slice(0, h / 2), df.slice((h / 2) as i64, h - h / 2));
@@ -51,7 +51,19 @@ proptest! {
         let union: Vec<_> = a.iter().chain(b.iter()).cloned().collect();
         let mut merged = profile(&split(&a));
         merged.merge(&profile(&split(&b))).unwrap();
-        let whole = profile(&split(&union));
+        let whole_frame = split(&union);
+        let whole = profile(&whole_frame);
+        // Fingerprints: the merged filter knows every row of the union (a Bloom filter has no
+        // false negatives) and counts them all.
+        let (mf, wf) = (merged.fingerprints.as_ref().unwrap(), whole.fingerprints.as_ref().unwrap());
+        prop_assert_eq!(mf.rows, wf.rows);
+        prop_assert_eq!(mf.keys, wf.keys);
+        let layout = Layout::of_frame(&whole_frame, Some("label"));
+        let (hasher, _, _) = vigil::profile::fingerprints::RowHasher::for_layout(&layout);
+        for k in hasher.keys(&Batch::new(0, &whole_frame, &layout)) {
+            prop_assert!(mf.contains(k.features));
+            prop_assert!(mf.contains(k.labelled.unwrap()));
+        }
 
         prop_assert_eq!(merged.rows, whole.rows);
         for (m, w) in merged.columns.iter().zip(&whole.columns) {

@@ -96,6 +96,9 @@ pub struct Done<'a> {
     pub table: Option<&'a poison::table::RowTable>,
     /// Rows this check flags at the end of the run, for `--flagged-rows`.
     pub flags: Flags,
+    /// Flags counted per source so far (earlier checks' included), when the policy names a
+    /// source column.
+    pub sources: Option<&'a crate::provenance::Provenance>,
 }
 
 /// Row flags of one batch: `(row, code)` pairs, written to `--flagged-rows`.

@@ -16,7 +16,9 @@ use super::outlier::{
 use super::poison::{
     amplified_row::AmplifiedRow, backdoor_trigger::BackdoorTrigger,
     conflicting_duplicate::ConflictingDuplicate, exact_duplicate::ExactDuplicate,
-    label_noise::LabelNoise, near_duplicate::NearDuplicate, spectral_signature::SpectralSignature,
+    label_noise::LabelNoise, near_duplicate::NearDuplicate, reference_copy::ReferenceCopy,
+    reference_relabel::ReferenceRelabel, source_concentration::SourceConcentration,
+    spectral_signature::SpectralSignature,
 };
 use super::schema::{
     duplicate_id::DuplicateId, missing_column::MissingColumn, null_not_allowed::NullNotAllowed,
@@ -60,6 +62,10 @@ pub const CHECKS: &[&dyn Check] = &[
     &BackdoorTrigger,
     &LabelNoise,
     &SpectralSignature,
+    &ReferenceCopy,
+    &ReferenceRelabel,
+    // Last: it reads every other check's row flags per source.
+    &SourceConcentration,
 ];
 
 /// The check with code `code` (case-insensitive).

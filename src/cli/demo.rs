@@ -52,8 +52,10 @@ pub fn run(a: DemoArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
         "1. generating {} trusted rows and {} incoming rows (W1, seed {})",
         a.rows, a.rows, a.seed
     ));
-    demo_data::write_trusted(&trusted, a.rows, a.seed)?;
-    let planted = demo_data::write_incoming(&incoming, a.rows, a.seed.wrapping_add(1))?;
+    let trusted_rows = demo_data::write_trusted(&trusted, a.rows, a.seed)?;
+    let planted =
+        demo_data::write_incoming(&incoming, a.rows, a.seed.wrapping_add(1), &trusted_rows)?;
+    drop(trusted_rows);
     say(format!("   planted in incoming.csv: {planted}"));
 
     let policy_path = dir.join("vigil.toml");
@@ -69,17 +71,28 @@ pub fn run(a: DemoArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
             c.role = crate::batch::Role::Label;
         }
     }
-    let profile = profile_source(&src, &layout, g.progress)?;
+    let profile = profile_source(&src, &layout, g.progress, false)?;
     let (label, id) = roles(&profile, &InitOptions::default())?;
-    let text = policy_text(&profile, label.as_deref(), id.as_deref());
+    let text = policy_text(
+        &profile,
+        label.as_deref(),
+        id.as_deref(),
+        Some(demo_data::SOURCE_COLUMN),
+    );
     std::fs::write(&policy_path, &text)?;
 
     let reference_path = dir.join("reference.json");
     say(format!(
-        "3. vigil profile {} -o {}",
+        "3. vigil profile {} --policy {} -o {}",
         trusted.display(),
+        policy_path.display(),
         reference_path.display()
     ));
+    // The reference as `vigil profile --policy` makes it: the id is left out of the row
+    // fingerprints.
+    let policy = Policy::load(&policy_path.display().to_string())?;
+    let layout = Layout::resolve(&src, Some(&policy))?;
+    let profile = profile_source(&src, &layout, g.progress, true)?;
     profile.save(&reference_path.display().to_string())?;
 
     say(format!(
@@ -88,7 +101,6 @@ pub fn run(a: DemoArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
         policy_path.display(),
         reference_path.display()
     ));
-    let policy = Policy::load(&policy_path.display().to_string())?;
     let source = Source::open(&incoming.display().to_string())?;
     let flagged = dir.join("flagged-rows.csv");
     let reference_name = reference_path.display().to_string();

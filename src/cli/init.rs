@@ -20,6 +20,10 @@ pub struct InitArgs {
     /// distinct).
     #[arg(long)]
     pub id: Option<String>,
+    /// The column saying where each row came from (supplier, annotator): findings are also
+    /// counted per source, and PSN010 reports a source flagged far more than the others.
+    #[arg(long)]
+    pub source: Option<String>,
     /// Where to write the policy (`-` for stdout).
     #[arg(short, long, default_value = "vigil.toml")]
     pub output: PathBuf,
@@ -57,9 +61,25 @@ pub fn run(a: InitArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
             c.role = crate::batch::Role::Label;
         }
     }
-    let profile = profile_source(&source, &layout, g.progress)?;
+    let profile = profile_source(&source, &layout, g.progress, false)?;
     let (label, id) = roles(&profile, &opts)?;
-    let text = policy_text(&profile, label.as_deref(), id.as_deref());
+    if let Some(src) = &a.source {
+        if profile.column(src).is_none() {
+            anyhow::bail!(
+                "{}: --source names column `{src}`, which the data does not have",
+                a.data
+            );
+        }
+        if Some(src) == label.as_ref() || Some(src) == id.as_ref() {
+            anyhow::bail!("--source `{src}` is also the label or the id column");
+        }
+    }
+    let text = policy_text(
+        &profile,
+        label.as_deref(),
+        id.as_deref(),
+        a.source.as_deref(),
+    );
     // The written policy must load: a check on our own output.
     crate::policy::Policy::parse(&text, &a.output.display().to_string())
         .map_err(|e| anyhow::anyhow!("internal error: the inferred policy does not load:\n{e}"))?;

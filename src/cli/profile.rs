@@ -21,6 +21,15 @@ pub struct ProfileArgs {
     /// Label column, for class counts and per-class means (overrides the policy's).
     #[arg(long)]
     pub label: Option<String>,
+    /// Id column (overrides the policy's): left out of the row fingerprints, since copies of a
+    /// row get new ids.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Leave out the row fingerprints (a Bloom filter of row hashes for PSN008/PSN009): with
+    /// them, anyone holding the profile can test whether a row they can guess exactly was in
+    /// the data.
+    #[arg(long)]
+    pub no_fingerprints: bool,
     /// Where to write the profile (JSON).
     #[arg(short, long, required = true)]
     pub output: Option<PathBuf>,
@@ -77,17 +86,23 @@ pub fn run(a: ProfileArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
     let label = a
         .label
         .or_else(|| policy.as_ref().and_then(|p| p.dataset.label.clone()));
-    if let Some(l) = &label {
-        if layout.index(l).is_none() {
-            anyhow::bail!("{data}: label column `{l}` is not in the data");
+    let id =
+        a.id.or_else(|| policy.as_ref().and_then(|p| p.dataset.id.clone()));
+    for (name, role, what) in [
+        (&label, crate::batch::Role::Label, "label"),
+        (&id, crate::batch::Role::Id, "id"),
+    ] {
+        let Some(name) = name else { continue };
+        if layout.index(name).is_none() {
+            anyhow::bail!("{data}: {what} column `{name}` is not in the data");
         }
         for c in &mut layout.columns {
-            if &c.name == l {
-                c.role = crate::batch::Role::Label;
+            if &c.name == name {
+                c.role = role;
             }
         }
     }
-    let profile = profile_source(&source, &layout, g.progress)?;
+    let profile = profile_source(&source, &layout, g.progress, !a.no_fingerprints)?;
     profile.save(&output.display().to_string())?;
     if !g.quiet {
         eprintln!(

@@ -171,6 +171,7 @@ pub fn run(a: WatchArgs, g: super::Global) -> anyhow::Result<ExitStatus> {
                 .collect(),
         },
         findings,
+        sources: None,
     };
     // In follow mode with JSON lines the findings were already printed as they happened.
     if !(a.follow && a.format == OutputFormat::Json) {

@@ -3,7 +3,9 @@
 //!
 //! Layout: a verdict banner; a summary by severity and by check (each linking to its findings
 //! and to the check's explanation); findings grouped by check with their evidence and example
-//! rows; one collapsible section per column with a chart of the data against the reference
+//! rows; for poisoning, the suspicious rows ranked across checks, the suspected trigger
+//! patterns, given against suggested labels and flagged rows per source; one collapsible
+//! section per column with a chart of the data against the reference
 //! (inline SVG: a histogram for numbers, bars for categories) and the column's statistics; the
 //! explanations of the checks that fired; the run's metadata. A filter box (a few lines of
 //! plain JavaScript) narrows the columns by name, so a report on 1,000 columns stays usable;
@@ -53,6 +55,8 @@ ul.rows{list-style:none;padding:0;margin:6px 0}
 ul.rows li{display:inline-block;margin:2px 6px 2px 0;padding:1px 6px;background:#f1f3f5;border-radius:3px;font-family:ui-monospace,monospace;font-size:12px}
 pre.doc{white-space:pre-wrap;background:#fff;border:1px solid #d0d7de;padding:8px}
 #filter{padding:4px 8px;width:320px}
+.bar{display:inline-block;height:8px;background:#c92a2a;vertical-align:middle}
+table.ranked td{font-size:12px}
 "#;
 
 const SCRIPT: &str = r#"
@@ -113,6 +117,7 @@ pub(super) fn render(report: &Report, opts: &RenderOptions, out: &mut dyn Write)
 
     summary_section(&mut h, report);
     findings_section(&mut h, report, opts);
+    super::poisoning_html::poisoning_section(&mut h, report);
     columns_section(&mut h, report, opts.profiles.as_ref());
     docs_section(&mut h, report);
     metadata_section(&mut h, report);

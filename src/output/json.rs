@@ -24,6 +24,7 @@
 //! | `run.checks_run` | array of string | codes of the checks that ran, in run order |
 //! | `run.skipped` | array | checks that did not run: `{"code", "reason"}` |
 //! | `findings` | array | findings in report order (not sorted by severity), as below |
+//! | `sources` | object or null | with a policy's `[dataset] source` column: `{"column", "sources": [{"source", "rows", "flagged_rows", "by_check": {code: rows}}]}`, most flagged share first; else null |
 //!
 //! Each finding:
 //!
@@ -34,7 +35,7 @@
 //! | `severity` | string | `info`, `warning`, `error` or `critical` |
 //! | `message` | string | one sentence a person can act on |
 //! | `column` | string or null | the column concerned |
-//! | `rows` | object or null | `{"count": total flagged rows, "samples": [{"row", "value"}]}`; `row` is the 0-based data-row index (header excluded); at most 20 samples, all rows are in `--flagged-rows` |
+//! | `rows` | object or null | `{"count": total flagged rows, "samples": [{"row", "value", "score"}]}`; `row` is the 0-based data-row index (header excluded); `score` is the row's score for checks that rank rows (higher is more suspicious), else null; at most 20 samples, all rows are in `--flagged-rows` |
 //! | `evidence` | object or null | `{"statistic", "value", "threshold", "details"}`; `value` and `threshold` are numbers or null, `details` an object of named figures (possibly empty) |
 
 use super::{counts_by_code, verdict, RenderOptions};
@@ -61,6 +62,7 @@ struct Wire<'a> {
     summary: Summary<'a>,
     run: WireRun<'a>,
     findings: Vec<WireFinding<'a>>,
+    sources: Option<&'a crate::provenance::SourceBreakdown>,
 }
 
 #[derive(Serialize)]
@@ -121,6 +123,7 @@ struct WireRows<'a> {
 struct WireSample<'a> {
     row: u64,
     value: &'a str,
+    score: Option<f64>,
 }
 
 /// Evidence on the wire; also used as the SARIF result's `evidence` property.
@@ -181,6 +184,7 @@ fn wire_rows(r: &Rows) -> WireRows<'_> {
             .map(|s| WireSample {
                 row: s.row,
                 value: &s.value,
+                score: s.score.and_then(finite),
             })
             .collect(),
     }
@@ -219,6 +223,7 @@ pub(super) fn render(report: &Report, opts: &RenderOptions, out: &mut dyn Write)
         },
         run: wire_run(&report.run),
         findings: report.findings.iter().map(wire_finding).collect(),
+        sources: report.sources.as_ref(),
     };
     write_pretty(&wire, out)
 }

@@ -15,6 +15,7 @@ use std::io::{self, Write};
 mod html;
 mod json;
 mod junit;
+mod poisoning_html;
 mod sarif;
 mod svg;
 mod text;
@@ -414,10 +415,12 @@ pub(crate) mod tests {
                             RowSample {
                                 row: 40,
                                 value: String::new(),
+                                score: None,
                             },
                             RowSample {
                                 row: 41,
                                 value: String::new(),
+                                score: None,
                             },
                         ],
                     }),
@@ -448,11 +451,13 @@ pub(crate) mod tests {
                         samples: vec![RowSample {
                             row: 17,
                             value: "9.99e9\u{1b}[2J".to_string(),
+                            score: None,
                         }],
                     }),
                     evidence: Some(Evidence::new("robust_z", 12.345_678, 5.0).with("median", 0.5)),
                 },
             ],
+            sources: None,
         }
     }
 
@@ -549,6 +554,7 @@ pub(crate) mod tests {
             samples: vec![RowSample {
                 row: 3,
                 value: "a\nb".to_string(),
+                score: None,
             }],
         };
         assert_eq!(row_lines(&one, 5), vec!["row 3: a\\nb", "… and 1 more row"]);

@@ -112,6 +112,10 @@ pub(super) fn render(report: &Report, opts: &RenderOptions, out: &mut dyn Write)
         writeln!(out)?;
         write_by_check(report, color, out)?;
     }
+    if let Some(b) = &report.sources {
+        writeln!(out)?;
+        write_by_source(b, color, out)?;
+    }
 
     writeln!(out)?;
     writeln!(out, "{}", summary_line(report, opts))
@@ -189,6 +193,52 @@ fn write_by_check(report: &Report, color: bool, out: &mut dyn Write) -> io::Resu
             rows,
             cols.join(", ")
         )?;
+    }
+    Ok(())
+}
+
+/// Sources listed before "and N more".
+const SOURCE_LINES: usize = 10;
+
+/// One line per source, most flagged share first: rows, flagged rows, the checks that flagged.
+fn write_by_source(
+    b: &crate::provenance::SourceBreakdown,
+    color: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "By source (`{}`), most flagged first:",
+        one_line(&b.column)
+    )?;
+    let width = b
+        .sources
+        .iter()
+        .take(SOURCE_LINES)
+        .map(|s| one_line(&s.source).chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(32);
+    for s in b.sources.iter().take(SOURCE_LINES) {
+        let mut checks: Vec<(&String, &u64)> = s.by_check.iter().collect();
+        checks.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let checks: Vec<String> = checks
+            .iter()
+            .take(SUMMARY_COLUMNS)
+            .map(|(c, n)| format!("{} {n}", paint(c, BOLD, color)))
+            .collect();
+        writeln!(
+            out,
+            "  {:<width$} {:>14} {:>8} flagged ({:.1}%)  {}",
+            one_line(&s.source),
+            plural(s.rows, "row", "rows"),
+            s.flagged_rows,
+            100.0 * s.flagged_rows as f64 / s.rows.max(1) as f64,
+            checks.join(", ")
+        )?;
+    }
+    if b.sources.len() > SOURCE_LINES {
+        writeln!(out, "  and {} more sources", b.sources.len() - SOURCE_LINES)?;
     }
     Ok(())
 }

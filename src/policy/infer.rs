@@ -110,7 +110,12 @@ fn looks_unique(c: &crate::profile::ColumnProfile) -> bool {
 }
 
 /// The policy text for data profiled as `profile`.
-pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> String {
+pub fn policy_text(
+    profile: &Profile,
+    label: Option<&str>,
+    id: Option<&str>,
+    source_column: Option<&str>,
+) -> String {
     let mut out = String::new();
     let source = profile
         .sources
@@ -143,6 +148,9 @@ pub fn policy_text(profile: &Profile, label: Option<&str>, id: Option<&str>) -> 
     }
     if let Some(i) = id {
         let _ = writeln!(out, "id = {}", quote(i));
+    }
+    if let Some(src) = source_column {
+        let _ = writeln!(out, "source = {}", quote(src));
     }
     let _ = writeln!(out, "# min-rows = {}", (profile.rows / 2).max(1));
     let _ = writeln!(

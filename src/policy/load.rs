@@ -423,12 +423,24 @@ fn cross_check(c: &mut Collector<'_>, root: &Spanned<DeTable<'_>>, policy: &mut 
         .unwrap_or(0);
     let declared = |n: &str| policy.columns.iter().any(|(name, _)| name == n);
     let mut missing = Vec::new();
-    for (role, col) in [("label", &policy.dataset.label), ("id", &policy.dataset.id)] {
+    let roles = [
+        ("label", &policy.dataset.label),
+        ("id", &policy.dataset.id),
+        ("source", &policy.dataset.source),
+    ];
+    for (i, (role, col)) in roles.iter().enumerate() {
         if let Some(col) = col {
             if !declared(col) {
                 missing.push(format!(
                     "dataset.{role} names column `{col}`, which [columns] does not declare"
                 ));
+            }
+            for (other, oc) in &roles[..i] {
+                if oc.as_ref() == Some(col) {
+                    missing.push(format!(
+                        "dataset.{role} and dataset.{other} both name column `{col}`"
+                    ));
+                }
             }
         }
     }

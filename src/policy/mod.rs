@@ -122,7 +122,12 @@ pub struct DatasetSpec {
     /// Column identifying rows; must be unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Feature columns; all other columns but label and id when absent.
+    /// Column naming where each row came from (supplier, annotator, upload): every row-level
+    /// finding is also counted per source, and PSN010 reports a source whose rows are
+    /// flagged far more often than the others'. Not a feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Feature columns; all other columns but label, id and source when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
     /// Fewest rows allowed (SCH009).

@@ -1,5 +1,6 @@
 //! Building a profile from batches in one pass.
 
+use super::fingerprints::{RowFingerprints, RowHasher};
 use super::{ColumnProfile, F64Key, LabelProfile, Profile, SourceInfo};
 use crate::batch::{for_each_value, Batch, Col, Layout, Role};
 use crate::profile::moments::Moments;
@@ -17,6 +18,8 @@ pub struct ProfileBuilder {
     rows: u64,
     /// Column indices of the sampled numeric features, and the sample.
     sample: Option<(Vec<usize>, super::sample::RowSample)>,
+    /// Row fingerprints, when asked for ([`ProfileBuilder::with_fingerprints`]).
+    fingerprints: Option<(RowHasher, RowFingerprints)>,
 }
 
 struct LabelAcc {
@@ -84,7 +87,16 @@ impl ProfileBuilder {
             label,
             rows: 0,
             sample,
+            fingerprints: None,
         }
+    }
+
+    /// Also fingerprints every row (the feature columns and label of `layout`), for reference
+    /// profiles; checks do not need the fingerprints of the data they check.
+    pub fn with_fingerprints(mut self, layout: &Layout) -> ProfileBuilder {
+        let (hasher, columns, label) = RowHasher::for_layout(layout);
+        self.fingerprints = Some((hasher, RowFingerprints::new(columns, label)));
+        self
     }
 
     /// Adds one batch.
@@ -101,6 +113,9 @@ impl ProfileBuilder {
         if let Some((cols, sample)) = &mut self.sample {
             add_sample(sample, cols, batch);
         }
+        if let Some((hasher, fp)) = &mut self.fingerprints {
+            fp.add(&hasher.keys(batch));
+        }
     }
 
     /// Finishes the profile.
@@ -116,6 +131,10 @@ impl ProfileBuilder {
             columns: self.columns,
             label,
             sample: self.sample.map(|s| s.1),
+            fingerprints: self.fingerprints.map(|(_, mut fp)| {
+                fp.finish();
+                fp
+            }),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 mod builder;
 pub mod ddsketch;
+pub mod fingerprints;
 pub mod heavy_hitters;
 pub mod hll;
 pub mod moments;
@@ -30,7 +31,10 @@ use std::collections::BTreeMap;
 /// The `format` field of every profile.
 pub const PROFILE_FORMAT: &str = "vigil-profile";
 /// The profile format version this vigil reads and writes.
-pub const PROFILE_VERSION: u32 = 1;
+pub const PROFILE_VERSION: u32 = 2;
+/// The oldest profile format version this vigil still reads (version 1 has no row
+/// fingerprints).
+pub const OLDEST_READ_VERSION: u32 = 1;
 /// Distinct text values kept exactly per column; above it, the top values only.
 pub const CATEGORY_CAP: usize = 10_000;
 /// Most frequent exact numeric values kept per column (for value-spike detection).
@@ -56,7 +60,7 @@ pub enum ProfileError {
         message: String,
     },
     /// Written by a vigil whose format this one does not read.
-    #[error("{path}: profile format version {found} (written by vigil {writer}); this vigil reads version {PROFILE_VERSION}: re-create it with `vigil profile`")]
+    #[error("{path}: profile format version {found} (written by vigil {writer}); this vigil reads versions {OLDEST_READ_VERSION} to {PROFILE_VERSION}: re-create it with `vigil profile`")]
     Version {
         /// The file.
         path: String,
@@ -283,6 +287,9 @@ pub struct Profile {
     /// A mergeable sample of rows' numeric features (for multivariate scores).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<sample::RowSample>,
+    /// Fingerprints of every row (for PSN008/PSN009), unless left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprints: Option<fingerprints::RowFingerprints>,
 }
 
 impl Profile {
@@ -319,9 +326,15 @@ impl Profile {
             (Some(a), Some(b)) => a.merge(b),
             _ => None,
         };
+        // Likewise fingerprints of different columns: the merged profile has none.
+        self.fingerprints = match (&self.fingerprints, &other.fingerprints) {
+            (Some(a), Some(b)) => a.merge(b),
+            _ => None,
+        };
         self.rows += other.rows;
         self.sources.extend(other.sources.iter().cloned());
         self.created = now_rfc3339();
+        self.version = PROFILE_VERSION;
         self.vigil_version = crate::VERSION.to_string();
         Ok(())
     }
@@ -348,7 +361,7 @@ impl Profile {
             return Err(invalid(format!("missing \"format\": \"{PROFILE_FORMAT}\"")));
         }
         let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if version != u64::from(PROFILE_VERSION) {
+        if !(u64::from(OLDEST_READ_VERSION)..=u64::from(PROFILE_VERSION)).contains(&version) {
             return Err(ProfileError::Version {
                 path: path.to_string(),
                 found: u32::try_from(version).unwrap_or(u32::MAX),
@@ -364,6 +377,10 @@ impl Profile {
             sample
                 .check()
                 .map_err(|m| invalid(format!("sample: {m}")))?;
+        }
+        if let Some(fp) = &profile.fingerprints {
+            fp.check()
+                .map_err(|m| invalid(format!("fingerprints: {m}")))?;
         }
         Ok(profile)
     }

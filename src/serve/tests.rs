@@ -59,7 +59,7 @@ pub(crate) fn fixture() -> &'static (Profile, Policy) {
         let policy = Policy::parse(POLICY, "vigil.toml").unwrap();
         let source = crate::source::Source::open(&path.display().to_string()).unwrap();
         let layout = crate::batch::Layout::resolve(&source, Some(&policy)).unwrap();
-        let profile = crate::pipeline::profile_source(&source, &layout, false).unwrap();
+        let profile = crate::pipeline::profile_source(&source, &layout, false, false).unwrap();
         (profile, policy)
     })
 }

@@ -17,7 +17,10 @@ pub mod groups;
 pub mod label_noise;
 pub mod logistic;
 pub mod near_duplicate;
+pub mod reference_copy;
+pub mod reference_relabel;
 pub mod scale;
+pub mod source_concentration;
 pub mod spectral_signature;
 pub mod table;
 
@@ -116,6 +119,7 @@ pub fn rows_of(code: &'static str, mut scored: Vec<Scored>, flags: &mut Flags) -
             .map(|s| RowSample {
                 row: s.row,
                 value: s.text,
+                score: s.score.is_finite().then_some(s.score),
             })
             .collect(),
     }
@@ -185,6 +189,7 @@ pub mod test_support {
             prior: &[],
             table: Some(table),
             flags: Flags::default(),
+            sources: None,
         };
         let findings = run.finish(&ctx, &mut done);
         let mut rows: Vec<u64> = done.flags.rows.iter().map(|r| r.0).collect();

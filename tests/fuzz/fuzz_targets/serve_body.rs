@@ -18,7 +18,7 @@ fn model() -> &'static Model {
         std::fs::write(&path, csv).expect("write");
         let source = vigil::source::Source::open(&path.display().to_string()).expect("open");
         let layout = vigil::batch::Layout::resolve(&source, None).expect("layout");
-        let profile = vigil::pipeline::profile_source(&source, &layout, false).expect("profile");
+        let profile = vigil::pipeline::profile_source(&source, &layout, false, false).expect("profile");
         Model::build(&profile, None).expect("model")
     })
 }
