@@ -166,29 +166,12 @@ fn planted_rows(inj: &w1::Injections) -> std::collections::HashSet<usize> {
 /// Overwrites untouched rows of `into` with trusted rows, label moved to the next of five
 /// classes, id kept; returns the rows.
 fn relabel_copies(into: &mut Chunk, trusted: &Chunk, inj: &w1::Injections) -> Vec<usize> {
-    let mut touched: std::collections::HashSet<usize> = inj
-        .outliers
-        .iter()
-        .map(|o| o.0)
-        .chain(inj.nulls.iter().map(|n| n.0))
-        .chain(inj.label_flips.iter().copied())
-        .chain(inj.backdoor.iter().copied())
-        .chain(inj.unknown_category.iter().copied())
-        .chain(inj.negative_f10.iter().copied())
-        .collect();
-    for &(row, src) in inj.exact_duplicates.iter().chain(&inj.near_duplicates) {
-        touched.insert(row);
+    let mut touched = planted_rows(inj);
+    // Nor the rows copies were taken from.
+    for &(_, src) in inj.exact_duplicates.iter().chain(&inj.near_duplicates) {
         touched.insert(src);
     }
-    let len = into
-        .columns
-        .first()
-        .map(|(_, c)| match c {
-            ColumnData::F64(v) => v.len(),
-            ColumnData::I64(v) => v.len(),
-            ColumnData::Str(v) => v.len(),
-        })
-        .unwrap_or(0);
+    let len = into.len();
     let rows: Vec<usize> = (0..len)
         .filter(|r| r % 97 == 13 && !touched.contains(r))
         .take(RELABELLED_COPIES)

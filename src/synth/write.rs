@@ -6,15 +6,7 @@ use std::path::Path;
 
 /// The W1 rows of a chunk as a DataFrame.
 pub fn chunk_frame(chunk: &Chunk) -> PolarsResult<DataFrame> {
-    let height = chunk
-        .columns
-        .first()
-        .map(|(_, c)| match c {
-            ColumnData::F64(v) => v.len(),
-            ColumnData::I64(v) => v.len(),
-            ColumnData::Str(v) => v.len(),
-        })
-        .unwrap_or(0);
+    let height = chunk.len();
     let columns: Vec<Column> = chunk
         .columns
         .iter()

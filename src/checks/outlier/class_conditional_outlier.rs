@@ -1,7 +1,7 @@
 use super::robust_fit::{self, cutoff, fmt_p, MaxP};
 use super::SKEW_FOR_LOG;
 use crate::checks::poison::scale::ColumnScale;
-use crate::checks::poison::table::{RowTable, NULL_CODE};
+use crate::checks::poison::table::RowTable;
 use crate::checks::poison::{cannot_run, rows_of, with_coverage, Scored};
 use crate::checks::{plural, Check, CheckRun, Context, Done, Family, Needs, Settings};
 use crate::declare_check;
@@ -194,15 +194,7 @@ type Analysis = (Vec<Suspect>, Vec<(u32, usize)>, usize);
 
 fn analyse(table: &RowTable, max_p: f64) -> Result<Analysis, String> {
     let label = table.label.as_ref().ok_or("no label column")?;
-    let mut rows_by_class: Vec<Vec<u32>> = vec![Vec::new(); label.class_count()];
-    for (r, &c) in label.classes.iter().enumerate().take(table.len) {
-        if c != NULL_CODE {
-            rows_by_class[c as usize].push(r as u32);
-        }
-    }
-    if rows_by_class.iter().filter(|r| !r.is_empty()).count() < 2 {
-        return Err(format!("the label `{}` has a single class", label.name));
-    }
+    let rows_by_class = label.rows_by_class()?;
     let scores = robust_fit::normal_scores(table);
     let cols = scores.columns();
     let d = cols.len();

@@ -31,6 +31,7 @@
 //! any clean half and be taken as the bulk; the breakdown point is about half only for
 //! scattered outliers.
 
+use crate::checks::poison::scale::median;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -619,17 +620,6 @@ fn standardise(x: &mut [f64], n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
         }
     }
     (center, scale)
-}
-
-/// Median (upper median for even lengths, which is all the scale estimates need); reorders
-/// the slice. Zero for an empty slice.
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mid = v.len() / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
-    *m
 }
 
 /// Factor that makes the scatter consistent at the normal model: median squared distance over

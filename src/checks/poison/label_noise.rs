@@ -1,5 +1,6 @@
 use super::design::Design;
 use super::logistic::Logistic;
+use super::neighbours::Neighbours;
 use super::table::{RowTable, NULL_CODE};
 use super::{cannot_run, rows_of, with_coverage, Scored};
 use crate::checks::outlier::robust_fit;
@@ -8,8 +9,6 @@ use crate::checks::{
 };
 use crate::declare_check;
 use crate::findings::{Evidence, Finding, Severity};
-use linfa_nn::{distance::L2Dist, CommonNearestNeighbour, NearestNeighbour, NearestNeighbourIndex};
-use ndarray::Array2;
 use rayon::prelude::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -20,10 +19,10 @@ declare_check! {
     /// models estimate, for every labelled row, how likely each class is given its features,
     /// without having seen the row: a multinomial logistic regression fitted on the other folds
     /// (out-of-fold, `folds` folds, at most `train-rows` training rows per fold), and a
-    /// k-nearest-neighbour vote (linfa-nn k-d tree over a uniform sample of `index-rows` rows,
-    /// the row itself left out). They are blended with the weight that predicts a held-out
-    /// sample's labels best (log-loss), so the linear model leads on linear data and the
-    /// neighbours on curved class boundaries.
+    /// k-nearest-neighbour vote (exact, over a uniform sample of `index-rows` rows, searched
+    /// by blocked matrix products, the row itself left out). They are blended with the weight
+    /// that predicts a held-out sample's labels best (log-loss), so the linear model leads on
+    /// linear data and the neighbours on curved class boundaries.
     ///
     /// The blend's probabilities are then calibrated on the data (confident learning's lesson,
     /// Northcutt et al. 2021: trust counts, not a model's raw confidence): every (row, class)
@@ -305,11 +304,14 @@ fn mix(row: u32, seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The neighbour index: a sample of rows and their matrix.
+/// The neighbour index: a sample of rows and their points.
 struct Index {
     rows: Vec<u32>,
-    matrix: Array2<f64>,
+    nn: Neighbours,
 }
+
+/// Rows whose neighbours are searched together (one matrix product per block).
+const QUERY_BLOCK: usize = 256;
 
 /// Runs the whole analysis on `table`'s labelled rows.
 fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
@@ -381,18 +383,16 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
     };
     let index_rows: Vec<u32> = order.iter().copied().take(o.index_rows).collect();
     let index = Index {
-        matrix: design.matrix(table, &index_rows),
+        nn: Neighbours::new(design.matrix(table, &index_rows)),
         rows: index_rows,
     };
-    let tree = CommonNearestNeighbour::KdTree
-        .from_batch(&index.matrix, L2Dist)
-        .map_err(|e| format!("building the neighbour index failed: {e}"))?;
-    let vote = |r: u32, exclude: &dyn Fn(u32) -> bool| -> (Vec<f64>, Vec<usize>) {
-        knn_vote(
-            table, &design, &*tree, &index, r, o.k, classes, &prior, &given, exclude,
-        )
-    };
-
+    // The neighbour votes of `rows`, in order, searched a block at a time.
+    let votes =
+        |rows: &[u32], exclude: &(dyn Fn(u32) -> bool + Sync)| -> Vec<(Vec<f64>, Vec<usize>)> {
+            knn_votes(
+                table, &design, &index, rows, o.k, classes, &prior, &given, exclude,
+            )
+        };
     // Held-out sample: the blend weight and its accuracy.
     let mut held: Vec<u32> = labelled
         .iter()
@@ -402,7 +402,10 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
     held.sort_by_key(|&r| mix(r, 3));
     held.truncate(o.validation_rows);
     let no_exclusion = |_: u32| false;
-    let held_knn: Vec<Vec<f64>> = held.par_iter().map(|&r| vote(r, &no_exclusion).0).collect();
+    let held_knn: Vec<Vec<f64>> = held
+        .par_chunks(QUERY_BLOCK)
+        .flat_map_iter(|c| votes(c, &no_exclusion).into_iter().map(|v| v.0))
+        .collect();
     let weight = best_weight(&held, &held_knn, &lr, &given);
     let blend = |lr: &[f64], knn: &[f64]| -> Vec<f64> {
         lr.iter()
@@ -442,14 +445,21 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
     // The largest blended probability of the given label that can still be flagged.
     let q_max = cal.largest_flaggable(o.min_posterior);
 
-    // Candidates: rows the linear part alone does not clear.
+    // Candidates: rows the linear part alone does not clear. When it is the whole blend, the
+    // posterior and the likelier class need no neighbours either, so only rows that pass those
+    // are searched (for the vote that a less certain flag needs, and for the report).
+    let lr_alone_flags = |r: u32| {
+        let (q, g) = (lr(r), given(r) as usize);
+        cal.posterior(q[g]) >= o.min_posterior
+            && q.iter().enumerate().any(|(j, &p)| j != g && p > q[g])
+    };
     let candidates: Vec<u32> = labelled
         .iter()
         .copied()
         .filter(|&r| tame[r as usize] && weight * lr(r)[given(r) as usize] <= q_max)
+        .filter(|&r| weight < 1.0 || lr_alone_flags(r))
         .collect();
-    let judge = |r: u32, exclude: &dyn Fn(u32) -> bool| -> Option<Suspect> {
-        let (knn, votes) = vote(r, exclude);
+    let judge = |r: u32, (knn, votes): (Vec<f64>, Vec<usize>)| -> Option<Suspect> {
         let q = blend(lr(r), &knn);
         let g = given(r) as usize;
         let s = (0..classes)
@@ -469,10 +479,19 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
             posterior: post,
         })
     };
-    let first: Vec<Suspect> = candidates
-        .par_iter()
-        .filter_map(|&r| judge(r, &no_exclusion))
-        .collect();
+    let judge_all = |exclude: &(dyn Fn(u32) -> bool + Sync)| -> Vec<Suspect> {
+        candidates
+            .par_chunks(QUERY_BLOCK)
+            .flat_map_iter(|c| {
+                let v = votes(c, exclude);
+                c.iter()
+                    .zip(v)
+                    .filter_map(|(&r, v)| judge(r, v))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let first: Vec<Suspect> = judge_all(&no_exclusion);
     // Refine: vote again without the rows flagged so far, so clusters of flipped rows do not
     // vouch for each other.
     let flagged: std::collections::HashSet<u32> = first.iter().map(|s| s.row).collect();
@@ -480,10 +499,7 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
         first
     } else {
         let exclude = |r: u32| flagged.contains(&r);
-        candidates
-            .par_iter()
-            .filter_map(|&r| judge(r, &exclude))
-            .collect()
+        judge_all(&exclude)
     };
     Ok(Analysis {
         suspects,
@@ -505,28 +521,33 @@ fn out_of_fold_probabilities(
     o: &Options,
 ) -> Result<Vec<f64>, String> {
     let label = table.label.as_ref().ok_or("no label column")?;
-    let models: Vec<Result<Logistic, String>> = (0..o.folds)
+    let fit_fold = |f: usize, start: Option<&Logistic>| -> Logistic {
+        let train: Vec<u32> = order
+            .iter()
+            .copied()
+            .filter(|&r| fold(r) != f)
+            .take(o.train_rows)
+            .collect();
+        let x = design.matrix(table, &train);
+        let y: Vec<u32> = train.iter().map(|&r| label.classes[r as usize]).collect();
+        Logistic::fit_from(
+            x.as_slice().unwrap_or(&[]),
+            &y,
+            design.width(),
+            classes,
+            LAMBDA,
+            o.max_iterations as usize,
+            start,
+        )
+    };
+    // The first fold's model starts the others' fits: their training sets overlap, so they
+    // converge in a fraction of the iterations (the optimum is the same wherever it starts).
+    let first = fit_fold(0, None);
+    let rest: Vec<Logistic> = (1..o.folds)
         .into_par_iter()
-        .map(|f| {
-            let train: Vec<u32> = order
-                .iter()
-                .copied()
-                .filter(|&r| fold(r) != f)
-                .take(o.train_rows)
-                .collect();
-            let x = design.matrix(table, &train);
-            let y: Vec<u32> = train.iter().map(|&r| label.classes[r as usize]).collect();
-            Ok(Logistic::fit(
-                x.as_slice().unwrap_or(&[]),
-                &y,
-                design.width(),
-                classes,
-                LAMBDA,
-                o.max_iterations as usize,
-            ))
-        })
+        .map(|f| fit_fold(f, Some(&first)))
         .collect();
-    let models = models.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let models: Vec<Logistic> = std::iter::once(first).chain(rest).collect();
     let mut rows: Vec<u32> = order.to_vec();
     rows.sort_unstable();
     let mut out = vec![0.0; rows.len() * classes];
@@ -667,34 +688,30 @@ impl Calibration {
     }
 }
 
-/// The neighbour vote for row `r`: smoothed class shares and raw counts over its `k` nearest
-/// index rows, leaving out the row itself and rows `exclude` names.
+/// The neighbour votes of `rows`: smoothed class shares and raw counts over each row's `k`
+/// nearest index rows, leaving out the row itself and rows `exclude` names (up to `4k + 1`
+/// nearest are looked at, so a vote can have fewer than `k` when many are excluded).
 #[allow(clippy::too_many_arguments)]
-fn knn_vote(
+fn knn_votes(
     table: &RowTable,
     design: &Design,
-    tree: &(dyn NearestNeighbourIndex<f64> + Send + Sync),
     index: &Index,
-    r: u32,
+    rows: &[u32],
     k: usize,
     classes: usize,
     prior: &[f64],
     given: &dyn Fn(u32) -> u32,
-    exclude: &dyn Fn(u32) -> bool,
-) -> (Vec<f64>, Vec<usize>) {
-    let mut x = vec![0.0; design.width()];
-    design.fill(table, r as usize, &mut x);
-    let point = ndarray::ArrayView1::from(&x[..]);
-    let mut counts = vec![0usize; classes];
-    let mut want = k + 1;
-    let mut taken = 0;
-    // Excluded rows shrink the vote; ask for more neighbours until k are counted (bounded).
-    while taken < k && want <= 4 * k + 1 {
-        counts.iter_mut().for_each(|c| *c = 0);
-        taken = 0;
-        if let Ok(found) = tree.k_nearest(point, want.min(index.rows.len())) {
-            for (_, i) in found {
-                let row = index.rows[i];
+    exclude: &(dyn Fn(u32) -> bool + Sync),
+) -> Vec<(Vec<f64>, Vec<usize>)> {
+    let queries = design.matrix(table, rows);
+    let found = index.nn.nearest(queries.view(), 4 * k + 1);
+    rows.iter()
+        .zip(found)
+        .map(|(&r, near)| {
+            let mut counts = vec![0usize; classes];
+            let mut taken = 0;
+            for i in near {
+                let row = index.rows[i as usize];
                 if row == r || exclude(row) {
                     continue;
                 }
@@ -704,21 +721,17 @@ fn knn_vote(
                     break;
                 }
             }
-        }
-        if want >= index.rows.len() {
-            break;
-        }
-        want *= 2;
-    }
-    // A light prior keeps a unanimous vote from claiming certainty.
-    let a = 0.5;
-    let total = taken as f64 + a;
-    let shares = counts
-        .iter()
-        .zip(prior)
-        .map(|(&c, &p)| (c as f64 + a * p) / total)
-        .collect();
-    (shares, counts)
+            // A light prior keeps a unanimous vote from claiming certainty.
+            let a = 0.5;
+            let total = taken as f64 + a;
+            let shares = counts
+                .iter()
+                .zip(prior)
+                .map(|(&c, &p)| (c as f64 + a * p) / total)
+                .collect();
+            (shares, counts)
+        })
+        .collect()
 }
 
 /// The blend weight of the logistic regression, from a grid, with the lowest held-out

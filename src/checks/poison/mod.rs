@@ -17,6 +17,7 @@ pub mod groups;
 pub mod label_noise;
 pub mod logistic;
 pub mod near_duplicate;
+pub mod neighbours;
 pub mod reference_copy;
 pub mod reference_relabel;
 pub mod scale;

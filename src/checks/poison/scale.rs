@@ -58,7 +58,12 @@ impl ColumnScale {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// Median (the upper one for even lengths, all a scale estimate needs); reorders the slice.
+/// Zero for an empty slice.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
     let mid = v.len() / 2;
     let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
     *m

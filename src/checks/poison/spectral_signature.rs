@@ -1,4 +1,5 @@
-use super::table::{RowTable, NULL_CODE};
+use super::scale::median;
+use super::table::RowTable;
 use super::{cannot_run, rows_of, with_coverage, Scored};
 use crate::checks::outlier::robust_fit;
 use crate::checks::{
@@ -189,22 +190,9 @@ fn robust_z(p: &[f64]) -> Option<Vec<f64>> {
     (sigma > 0.0).then(|| p.iter().map(|x| (x - center) / sigma).collect())
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    let mid = v.len() / 2;
-    *v.select_nth_unstable_by(mid, f64::total_cmp).1
-}
-
 fn analyse(table: &RowTable, o: &Options) -> Result<(Vec<Group>, usize), String> {
     let label = table.label.as_ref().ok_or("no label column")?;
-    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); label.class_count()];
-    for (r, &c) in label.classes.iter().enumerate().take(table.len) {
-        if c != NULL_CODE {
-            by_class[c as usize].push(r as u32);
-        }
-    }
-    if by_class.iter().filter(|r| !r.is_empty()).count() < 2 {
-        return Err(format!("the label `{}` has a single class", label.name));
-    }
+    let by_class = label.rows_by_class()?;
     // The data's own robust covariance is taken out first (whitening by OUT004's fit), so a
     // class's top direction is what sets the class apart, not a naturally wide feature.
     let fit = robust_fit::global(table);

@@ -124,6 +124,21 @@ impl LabelColumn {
         self.names.len()
     }
 
+    /// The labelled rows of each class, in row order; Err naming the label when fewer than two
+    /// classes have rows (checks that compare classes cannot run).
+    pub fn rows_by_class(&self) -> Result<Vec<Vec<u32>>, String> {
+        let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); self.class_count()];
+        for (r, &c) in self.classes.iter().enumerate() {
+            if let Some(rows) = by_class.get_mut(c as usize) {
+                rows.push(r as u32);
+            }
+        }
+        if by_class.iter().filter(|r| !r.is_empty()).count() < 2 {
+            return Err(format!("the label `{}` has a single class", self.name));
+        }
+        Ok(by_class)
+    }
+
     /// Rows per class.
     pub fn counts(&self) -> Vec<u64> {
         let mut c = vec![0u64; self.names.len()];
