@@ -67,7 +67,12 @@ impl Marginal {
             return z[last] + (x - k[last]) / self.above;
         }
         let lo = k.partition_point(|&v| v < x);
-        let hi = lo + k[lo..].partition_point(|&v| v <= x);
+        // Only a value equal to a knot can have ties; the second search is for those.
+        let hi = if k.get(lo) == Some(&x) {
+            lo + k[lo..].partition_point(|&v| v <= x)
+        } else {
+            lo
+        };
         if hi > lo {
             // Tied knots: the middle of their scores, as mid-ranks do.
             return 0.5 * (z[lo] + z[hi - 1]);

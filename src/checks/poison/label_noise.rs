@@ -704,23 +704,42 @@ fn knn_votes(
     exclude: &(dyn Fn(u32) -> bool + Sync),
 ) -> Vec<(Vec<f64>, Vec<usize>)> {
     let queries = design.matrix(table, rows);
-    let found = index.nn.nearest(queries.view(), 4 * k + 1);
-    rows.iter()
-        .zip(found)
-        .map(|(&r, near)| {
-            let mut counts = vec![0usize; classes];
-            let mut taken = 0;
-            for i in near {
-                let row = index.rows[i as usize];
-                if row == r || exclude(row) {
-                    continue;
-                }
-                counts[given(row) as usize] += 1;
-                taken += 1;
-                if taken == k {
-                    break;
-                }
+    // The k + 1 nearest suffice unless the row itself and excluded rows take more than one
+    // place; those few rows are searched again, deeper (a short list is far cheaper to keep).
+    let count = |r: u32, near: &[u32]| -> (Vec<usize>, usize) {
+        let mut counts = vec![0usize; classes];
+        let mut taken = 0;
+        for &i in near {
+            let row = index.rows[i as usize];
+            if row == r || exclude(row) {
+                continue;
             }
+            counts[given(row) as usize] += 1;
+            taken += 1;
+            if taken == k {
+                break;
+            }
+        }
+        (counts, taken)
+    };
+    let shallow = index.nn.nearest(queries.view(), k + 1);
+    let mut counted: Vec<(Vec<usize>, usize)> = rows
+        .iter()
+        .zip(&shallow)
+        .map(|(&r, near)| count(r, near))
+        .collect();
+    let deeper: Vec<usize> = (0..rows.len())
+        .filter(|&i| counted[i].1 < k && shallow[i].len() == k + 1)
+        .collect();
+    if !deeper.is_empty() {
+        let sub = queries.select(ndarray::Axis(0), &deeper);
+        for (&i, near) in deeper.iter().zip(index.nn.nearest(sub.view(), 4 * k + 1)) {
+            counted[i] = count(rows[i], &near);
+        }
+    }
+    counted
+        .into_iter()
+        .map(|(counts, taken)| {
             // A light prior keeps a unanimous vote from claiming certainty.
             let a = 0.5;
             let total = taken as f64 + a;
