@@ -35,7 +35,13 @@ pub async fn run(
     state: Arc<AppState>,
     upstream: Option<proxy::Upstream>,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let router = app(state, upstream);
+    // No Nagle delay on answers: a response written in more than one segment (a proxied body)
+    // would otherwise wait for the client's acknowledgement of the first.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -187,6 +187,12 @@ impl CheckRun for Run {
             return Vec::new();
         }
         let label = m.fp.label.clone().unwrap_or_default();
+        // Every relabelled copy is as telling as the next: one score, so the report's ranked
+        // rows list them beside the scored checks' rows.
+        let mut rows = self.rows;
+        for s in &mut rows.samples {
+            s.score = Some(1.0);
+        }
         vec![Finding {
             code: "PSN009".into(),
             check: "reference-relabel".into(),
@@ -197,7 +203,7 @@ impl CheckRun for Run {
                 fmt_num(expected)
             ),
             column: Some(label),
-            rows: Some(self.rows),
+            rows: Some(rows),
             evidence: Some(
                 Evidence::new("relabelled_rows", n as f64, 0.0)
                     .with("expected_false_matches", expected)
