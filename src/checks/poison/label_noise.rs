@@ -189,8 +189,9 @@ pub struct Suspect {
     pub p_given: f64,
     /// Blended probability of the suggested class.
     pub p_suggested: f64,
-    /// Neighbours voting for the suggested class, of `k`.
-    pub votes: usize,
+    /// Neighbours voting for the suggested class, of `k` (not searched for a row the linear
+    /// model alone flags with certainty unless it is among the reported examples).
+    pub votes: Option<usize>,
     /// Posterior probability that the label was flipped.
     pub posterior: f64,
 }
@@ -245,14 +246,18 @@ impl CheckRun for Run {
                 row: s.row as u64,
                 score: s.posterior,
                 text: format!(
-                    "{} = {}, suggested {} (p = {} vs {}; {} of {k} neighbours say {}; flip posterior {})",
+                    "{} = {}, suggested {} (p = {} vs {}; {}flip posterior {})",
                     label.name,
                     label.names[s.given as usize],
                     label.names[s.suggested as usize],
                     fmt_p(s.p_given),
                     fmt_p(s.p_suggested),
-                    s.votes,
-                    label.names[s.suggested as usize],
+                    s.votes
+                        .map(|v| format!(
+                            "{v} of {k} neighbours say {}; ",
+                            label.names[s.suggested as usize]
+                        ))
+                        .unwrap_or_default(),
                     fmt_p(s.posterior),
                 ),
             })
@@ -459,8 +464,13 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
         .filter(|&r| tame[r as usize] && weight * lr(r)[given(r) as usize] <= q_max)
         .filter(|&r| weight < 1.0 || lr_alone_flags(r))
         .collect();
-    let judge = |r: u32, (knn, votes): (Vec<f64>, Vec<usize>)| -> Option<Suspect> {
-        let q = blend(lr(r), &knn);
+    // `vote`: the row's neighbour shares and counts; None for a row the linear model alone
+    // flags with certainty (weight 1, posterior at least one half), which needs no vote.
+    let judge = |r: u32, vote: Option<(Vec<f64>, Vec<usize>)>| -> Option<Suspect> {
+        let q = match &vote {
+            Some((knn, _)) => blend(lr(r), knn),
+            None => lr(r).to_vec(),
+        };
         let g = given(r) as usize;
         let s = (0..classes)
             .filter(|&j| j != g)
@@ -468,38 +478,63 @@ fn analyse(table: &RowTable, o: &Options) -> Result<Analysis, String> {
         let post = cal.posterior(q[g]);
         // A label more likely flipped than not is flagged on the blend alone; a less certain
         // one needs its neighbours to agree: at most a third of them share it.
-        let sure = post >= 0.5 || votes[g] * 3 <= o.k;
+        let sure = post >= 0.5 || vote.as_ref().is_some_and(|(_, v)| v[g] * 3 <= o.k);
         (post >= o.min_posterior && sure && q[s] > q[g]).then_some(Suspect {
             row: r,
             given: g as u32,
             suggested: s as u32,
             p_given: cal.rate(q[g]),
             p_suggested: q[s],
-            votes: votes[s],
+            votes: vote.map(|(_, v)| v[s]),
             posterior: post,
         })
     };
-    let judge_all = |exclude: &(dyn Fn(u32) -> bool + Sync)| -> Vec<Suspect> {
-        candidates
-            .par_chunks(QUERY_BLOCK)
+    let judge_all = |rows: &[u32], exclude: &(dyn Fn(u32) -> bool + Sync)| -> Vec<Suspect> {
+        rows.par_chunks(QUERY_BLOCK)
             .flat_map_iter(|c| {
                 let v = votes(c, exclude);
                 c.iter()
                     .zip(v)
-                    .filter_map(|(&r, v)| judge(r, v))
+                    .filter_map(|(&r, v)| judge(r, Some(v)))
                     .collect::<Vec<_>>()
             })
             .collect()
     };
-    let first: Vec<Suspect> = judge_all(&no_exclusion);
-    // Refine: vote again without the rows flagged so far, so clusters of flipped rows do not
-    // vouch for each other.
-    let flagged: std::collections::HashSet<u32> = first.iter().map(|s| s.row).collect();
-    let suspects: Vec<Suspect> = if flagged.is_empty() || weight >= 1.0 {
-        first
+    let suspects: Vec<Suspect> = if weight >= 1.0 {
+        let certain = |r: u32| cal.posterior(lr(r)[given(r) as usize]) >= 0.5;
+        let (sure, unsure): (Vec<u32>, Vec<u32>) = candidates.iter().partition(|&&r| certain(r));
+        let mut all = judge_all(&unsure, &no_exclusion);
+        all.extend(sure.iter().filter_map(|&r| judge(r, None)));
+        all.sort_unstable_by_key(|s| s.row);
+        // The report shows the highest posteriors: those get their neighbours' vote too.
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by(|&a, &b| {
+            all[b]
+                .posterior
+                .total_cmp(&all[a].posterior)
+                .then(all[a].row.cmp(&all[b].row))
+        });
+        let shown: Vec<usize> = order
+            .into_iter()
+            .take(crate::findings::Rows::SAMPLE_CAP)
+            .filter(|&i| all[i].votes.is_none())
+            .collect();
+        let rows: Vec<u32> = shown.iter().map(|&i| all[i].row).collect();
+        for (&i, (_, counts)) in shown.iter().zip(votes(&rows, &no_exclusion)) {
+            all[i].votes = Some(counts[all[i].suggested as usize]);
+        }
+        all
     } else {
-        let exclude = |r: u32| flagged.contains(&r);
-        judge_all(&exclude)
+        let first = judge_all(&candidates, &no_exclusion);
+        // Refine: vote again without the rows flagged so far, so clusters of flipped rows do
+        // not vouch for each other.
+        let flagged: std::collections::HashSet<u32> = first.iter().map(|s| s.row).collect();
+        if flagged.is_empty() {
+            first
+        } else {
+            let exclude = |r: u32| flagged.contains(&r);
+            judge_all(&candidates, &exclude)
+        }
     };
     Ok(Analysis {
         suspects,
