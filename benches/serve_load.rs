@@ -6,7 +6,10 @@
 //! - proxy overhead: the same inference call made straight to the model server and through
 //!   `vigil serve --upstream`, in the same run (p50/p99 of each and the difference), at
 //!   saturation (where the difference is mostly queueing for the shared cores) and with one
-//!   connection (the hop's own cost per request);
+//!   connection (the hop's own cost per request). The model server runs on its own thread
+//!   and runtime, as a real one is its own process; until 2026-12-03 it shared the load
+//!   generator's only thread, so a direct call never crossed threads and the difference
+//!   charged the proxy with two thread wake-ups that any call to a separate server pays;
 //! - memory with 100,000 distinct clients (RSS before and after).
 //!
 //! Targets (issue 4): >= 50,000 req/s with p99 < 2 ms for single-row checks; proxy adds
@@ -84,7 +87,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let model = rt.block_on(model_server());
+    let model = model_server();
     let upstream = format!("http://{model}");
     let (_g1, mirror) = start(vigil, dir.path(), &["-r", "ref.json", "-p", "vigil.toml"]);
     let (_g2, proxy) = start(
@@ -242,7 +245,9 @@ async fn load(
     run
 }
 
-async fn model_server() -> SocketAddr {
+/// A minimal model server on its own thread and runtime, as a real one is its own process:
+/// a call to it, direct or proxied, crosses from the caller's thread to another one.
+fn model_server() -> SocketAddr {
     let answer = r#"{"model_name":"m","outputs":[{"name":"p","shape":[1,2],"datatype":"FP32","data":[0.3,0.7]}]}"#;
     let app = axum::Router::new().route(
         "/v2/models/m/infer",
@@ -250,10 +255,18 @@ async fn model_server() -> SocketAddr {
             move || async move { ([("content-type", "application/json")], answer) },
         ),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = axum::serve(listener, app).await;
+        });
     });
     addr
 }
