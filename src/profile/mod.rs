@@ -355,24 +355,32 @@ impl Profile {
             message,
         };
         // Look at format and version before the body, so an old profile gets the version message.
-        let head: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if head.get("format").and_then(|f| f.as_str()) != Some(PROFILE_FORMAT) {
+        // The head alone (the body is skipped, not built: a reference with row fingerprints
+        // is megabytes of JSON).
+        #[derive(Deserialize)]
+        struct Head {
+            format: Option<serde_json::Value>,
+            version: Option<serde_json::Value>,
+            vigil_version: Option<serde_json::Value>,
+        }
+        let head: Head = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if head.format.as_ref().and_then(|f| f.as_str()) != Some(PROFILE_FORMAT) {
             return Err(invalid(format!("missing \"format\": \"{PROFILE_FORMAT}\"")));
         }
-        let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        let version = head.version.as_ref().and_then(|v| v.as_u64()).unwrap_or(0);
         if !(u64::from(OLDEST_READ_VERSION)..=u64::from(PROFILE_VERSION)).contains(&version) {
             return Err(ProfileError::Version {
                 path: path.to_string(),
                 found: u32::try_from(version).unwrap_or(u32::MAX),
                 writer: head
-                    .get("vigil_version")
+                    .vigil_version
+                    .as_ref()
                     .and_then(|v| v.as_str())
                     .unwrap_or("unknown")
                     .to_string(),
             });
         }
-        let profile: Profile = serde_json::from_value(head).map_err(|e| invalid(e.to_string()))?;
+        let profile: Profile = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if let Some(sample) = &profile.sample {
             sample
                 .check()
