@@ -102,20 +102,44 @@ impl ProfileBuilder {
     /// Adds one batch.
     pub fn add(&mut self, batch: &Batch) {
         self.rows += batch.len as u64;
-        self.columns
-            .par_iter_mut()
-            .zip(self.scratch.par_iter_mut())
-            .zip(batch.cols.par_iter())
-            .for_each(|((profile, scratch), col)| add_column(profile, col, scratch));
-        if let Some(label) = &mut self.label {
-            label.add(batch);
-        }
-        if let Some((cols, sample)) = &mut self.sample {
-            add_sample(sample, cols, batch);
-        }
-        if let Some((hasher, fp)) = &mut self.fingerprints {
-            fp.add(&hasher.keys(batch));
-        }
+        let (columns, scratch) = (&mut self.columns, &mut self.scratch);
+        let (label, sample, fingerprints) =
+            (&mut self.label, &mut self.sample, &mut self.fingerprints);
+        // The per-class moments, the row sample and the fingerprints each read every column
+        // too: they run beside the per-column work rather than after it, so a batch waits for
+        // the longest of them, not their sum.
+        rayon::join(
+            || {
+                columns
+                    .par_iter_mut()
+                    .zip(scratch.par_iter_mut())
+                    .zip(batch.cols.par_iter())
+                    .for_each(|((profile, scratch), col)| add_column(profile, col, scratch));
+            },
+            || {
+                rayon::join(
+                    || {
+                        if let Some(label) = label {
+                            label.add(batch);
+                        }
+                    },
+                    || {
+                        rayon::join(
+                            || {
+                                if let Some((cols, sample)) = sample {
+                                    add_sample(sample, cols, batch);
+                                }
+                            },
+                            || {
+                                if let Some((hasher, fp)) = fingerprints {
+                                    fp.add(&hasher.keys(batch));
+                                }
+                            },
+                        );
+                    },
+                );
+            },
+        );
     }
 
     /// Finishes the profile.
@@ -316,19 +340,27 @@ impl LabelAcc {
         for id in ids.iter().flatten() {
             self.counts[*id] += 1;
         }
-        for (fi, &col_index) in self.features.iter().enumerate() {
-            let Some(Col::Num(ca)) = batch.cols.get(col_index) else {
-                continue;
-            };
-            let mut accs = vec![ShiftedSums::default(); self.names.len()];
-            for_each_value(ca, |i, x| {
-                if let Some(Some(id)) = ids.get(i) {
-                    if x.is_finite() {
-                        accs[*id].push(x);
+        let classes = self.names.len();
+        let per_feature: Vec<Option<Vec<ShiftedSums>>> = self
+            .features
+            .par_iter()
+            .map(|&col_index| {
+                let Some(Col::Num(ca)) = batch.cols.get(col_index) else {
+                    return None;
+                };
+                let mut accs = vec![ShiftedSums::default(); classes];
+                for_each_value(ca, |i, x| {
+                    if let Some(Some(id)) = ids.get(i) {
+                        if x.is_finite() {
+                            accs[*id].push(x);
+                        }
                     }
-                }
-            });
-            for (id, acc) in accs.iter().enumerate() {
+                });
+                Some(accs)
+            })
+            .collect();
+        for (fi, accs) in per_feature.iter().enumerate() {
+            for (id, acc) in accs.iter().flatten().enumerate() {
                 self.moments[id][fi].merge(&acc.moments());
             }
         }
