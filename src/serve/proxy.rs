@@ -73,7 +73,7 @@ pub fn match_path(template: &str, path: &str) -> Option<Option<String>> {
             (Some(ts), Some(ps)) => {
                 if let Some(open) = ts.find('{') {
                     // A segment like `{model}:predict`: literal prefix/suffix around one variable.
-                    let close = ts.find('}')?;
+                    let close = open + ts[open..].find('}')?;
                     let (prefix, suffix) = (&ts[..open], &ts[close + 1..]);
                     let var = &ts[open + 1..close];
                     let inner = ps.strip_prefix(prefix)?.strip_suffix(suffix)?;
@@ -265,5 +265,8 @@ mod tests {
             None
         );
         assert_eq!(match_path("/predict", "/predict"), Some(None));
+        // A configured path with braces the wrong way round matches nothing instead of panicking.
+        assert_eq!(match_path("/m/a}b{c", "/m/a}bxc"), None);
+        assert_eq!(match_path("/m/}{", "/m/x"), None);
     }
 }

@@ -257,7 +257,8 @@ fn replace_bare_non_finite(text: &str) -> std::borrow::Cow<'_, str> {
             i += 1;
             continue;
         }
-        let rest = &text[i..];
+        // Bytes, not `&text[i..]`: `i` may sit inside a multi-byte character (found by fuzzing).
+        let rest = &bytes[i..];
         let token = [
             ("-Infinity", NEG_INF_TOKEN),
             ("Infinity", INF_TOKEN),
@@ -265,8 +266,10 @@ fn replace_bare_non_finite(text: &str) -> std::borrow::Cow<'_, str> {
         ]
         .into_iter()
         .find(|(lit, _)| {
-            rest.starts_with(lit)
-                && !rest[lit.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            rest.starts_with(lit.as_bytes())
+                && !rest
+                    .get(lit.len())
+                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
         });
         if let Some((lit, stand_in)) = token {
             out.push_str(&text[copied..i]);

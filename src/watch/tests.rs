@@ -357,6 +357,23 @@ fn python_json_non_finite_literals_are_values_not_garbage() {
 }
 
 #[test]
+fn non_ascii_text_beside_bare_literals_is_read_or_refused_without_panic() {
+    // Found by the serve_body fuzz target: a multi-byte character outside a string, on a line
+    // with a bare NaN, made the literal scan slice inside the character.
+    let mut p = LineParser::new(LineFormat::JsonLines, FieldMap::default());
+    let crash = "NaN{\"model\":\"m\",\"client\":\u{75e}\",\"i0.9],[0.5,0.";
+    assert!(p.parse(crash).is_err());
+    assert!(p.parse("{\"step\": 1, \"loss\": \u{e9}NaN}").is_err());
+    let r = p
+        .parse("{\"\u{e9}t\u{e9}\": \"\u{2603}\", \"step\": 2, \"loss\": NaN, \"val_loss\": -Infinity}")
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.step, 2);
+    assert!(r.get(Field::Loss).unwrap().is_nan());
+    assert_eq!(r.get(Field::ValLoss), Some(f64::NEG_INFINITY));
+}
+
+#[test]
 fn garbage_lines_are_errors_counted_not_panics() {
     let mut p = LineParser::new(LineFormat::JsonLines, FieldMap::default());
     let mut w = Watcher::new(WatchSettings::default());
