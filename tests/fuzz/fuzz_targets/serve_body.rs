@@ -13,12 +13,18 @@ fn model() -> &'static Model {
         let path = dir.path().join("ref.csv");
         let mut csv = String::from("x,y,c\n");
         for i in 0..200 {
-            csv.push_str(&format!("{},{},{}\n", i % 17, (i * 7) % 23, ["a", "b"][i % 2]));
+            csv.push_str(&format!(
+                "{},{},{}\n",
+                i % 17,
+                (i * 7) % 23,
+                ["a", "b"][i % 2]
+            ));
         }
         std::fs::write(&path, csv).expect("write");
         let source = vigil::source::Source::open(&path.display().to_string()).expect("open");
         let layout = vigil::batch::Layout::resolve(&source, None).expect("layout");
-        let profile = vigil::pipeline::profile_source(&source, &layout, false, false).expect("profile");
+        let profile =
+            vigil::pipeline::profile_source(&source, &layout, false, false).expect("profile");
         Model::build(&profile, None).expect("model")
     })
 }
@@ -38,7 +44,8 @@ fuzz_target!(|data: &[u8]| {
         for record in vigil::serve::runs::records(text) {
             let _ = watcher.feed_line(&mut parser, &record);
         }
-        let mut csv = vigil::watch::LineParser::new(vigil::watch::LineFormat::Csv, Default::default());
+        let mut csv =
+            vigil::watch::LineParser::new(vigil::watch::LineFormat::Csv, Default::default());
         for line in text.lines() {
             let _ = watcher.feed_line(&mut csv, line);
         }

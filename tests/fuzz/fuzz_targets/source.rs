@@ -11,9 +11,15 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let Ok(source) = Source::open(&path.display().to_string()) else { return };
-    let Ok(layout) = Layout::resolve(&source, None) else { return };
-    let Ok(batches) = source.batches(&layout.overrides) else { return };
+    let Ok(source) = Source::open(&path.display().to_string()) else {
+        return;
+    };
+    let Ok(layout) = Layout::resolve(&source, None) else {
+        return;
+    };
+    let Ok(batches) = source.batches(&layout.overrides) else {
+        return;
+    };
     let mut builder = ProfileBuilder::new(&layout);
     for item in batches {
         let Ok((offset, df)) = item else { return };
