@@ -229,6 +229,29 @@ fn profile_from_another_version() {
 }
 
 #[test]
+fn whole_profile_with_a_newer_version_or_another_format() {
+    // A body that parses in full is still judged on its format and version first.
+    let dir = common::reference_setup(2_000);
+    let text = fs::read_to_string(dir.path().join("ref.json")).unwrap();
+    let newer = text.replacen("\"version\":2,", "\"version\":99,", 1);
+    assert_ne!(text, newer);
+    fs::write(dir.path().join("newer.json"), newer).unwrap();
+    let r = vigil(
+        dir.path(),
+        &["check", "ref.csv", "--reference", "newer.json"],
+    );
+    assert_clean_failure(&r, &["newer.json", "version 99"]);
+    let other = text.replacen("\"format\":\"vigil-profile\"", "\"format\":\"other\"", 1);
+    assert_ne!(text, other);
+    fs::write(dir.path().join("other.json"), other).unwrap();
+    let r = vigil(
+        dir.path(),
+        &["check", "ref.csv", "--reference", "other.json"],
+    );
+    assert_clean_failure(&r, &["other.json", "format"]);
+}
+
+#[test]
 fn profile_that_is_not_a_profile() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("d.csv"), "a\n1\n").unwrap();

@@ -354,33 +354,49 @@ impl Profile {
             path: path.to_string(),
             message,
         };
-        // Look at format and version before the body, so an old profile gets the version message.
-        // The head alone (the body is skipped, not built: a reference with row fingerprints
-        // is megabytes of JSON).
-        #[derive(Deserialize)]
-        struct Head {
-            format: Option<serde_json::Value>,
-            version: Option<serde_json::Value>,
-            vigil_version: Option<serde_json::Value>,
-        }
-        let head: Head = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
-        if head.format.as_ref().and_then(|f| f.as_str()) != Some(PROFILE_FORMAT) {
-            return Err(invalid(format!("missing \"format\": \"{PROFILE_FORMAT}\"")));
-        }
-        let version = head.version.as_ref().and_then(|v| v.as_u64()).unwrap_or(0);
-        if !(u64::from(OLDEST_READ_VERSION)..=u64::from(PROFILE_VERSION)).contains(&version) {
-            return Err(ProfileError::Version {
-                path: path.to_string(),
-                found: u32::try_from(version).unwrap_or(u32::MAX),
-                writer: head
-                    .vigil_version
-                    .as_ref()
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("unknown")
-                    .to_string(),
-            });
-        }
-        let profile: Profile = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        // Format and version are judged before any complaint about the body, so an old or
+        // foreign profile gets the version message. The text is parsed once when it is a
+        // profile of this version (a reference with row fingerprints is megabytes of JSON); only
+        // a body that does not parse sends us back for the head alone.
+        let check_head = |format: Option<&str>, version: Option<u64>, writer: Option<&str>| {
+            if format != Some(PROFILE_FORMAT) {
+                return Err(invalid(format!("missing \"format\": \"{PROFILE_FORMAT}\"")));
+            }
+            let version = version.unwrap_or(0);
+            if !(u64::from(OLDEST_READ_VERSION)..=u64::from(PROFILE_VERSION)).contains(&version) {
+                return Err(ProfileError::Version {
+                    path: path.to_string(),
+                    found: u32::try_from(version).unwrap_or(u32::MAX),
+                    writer: writer.unwrap_or("unknown").to_string(),
+                });
+            }
+            Ok(())
+        };
+        let profile: Profile = match serde_json::from_str::<Profile>(text) {
+            Ok(p) => {
+                check_head(
+                    Some(&p.format),
+                    Some(u64::from(p.version)),
+                    Some(&p.vigil_version),
+                )?;
+                p
+            }
+            Err(body_error) => {
+                #[derive(Deserialize)]
+                struct Head {
+                    format: Option<serde_json::Value>,
+                    version: Option<serde_json::Value>,
+                    vigil_version: Option<serde_json::Value>,
+                }
+                let head: Head = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+                check_head(
+                    head.format.as_ref().and_then(|f| f.as_str()),
+                    head.version.as_ref().and_then(|v| v.as_u64()),
+                    head.vigil_version.as_ref().and_then(|v| v.as_str()),
+                )?;
+                return Err(invalid(body_error.to_string()));
+            }
+        };
         if let Some(sample) = &profile.sample {
             sample
                 .check()
