@@ -102,44 +102,26 @@ impl ProfileBuilder {
     /// Adds one batch.
     pub fn add(&mut self, batch: &Batch) {
         self.rows += batch.len as u64;
-        let (columns, scratch) = (&mut self.columns, &mut self.scratch);
-        let (label, sample, fingerprints) =
-            (&mut self.label, &mut self.sample, &mut self.fingerprints);
         // The per-class moments, the row sample and the fingerprints each read every column
         // too: they run beside the per-column work rather than after it, so a batch waits for
         // the longest of them, not their sum.
-        rayon::join(
-            || {
-                columns
-                    .par_iter_mut()
-                    .zip(scratch.par_iter_mut())
-                    .zip(batch.cols.par_iter())
-                    .for_each(|((profile, scratch), col)| add_column(profile, col, scratch));
-            },
-            || {
-                rayon::join(
-                    || {
-                        if let Some(label) = label {
-                            label.add(batch);
-                        }
-                    },
-                    || {
-                        rayon::join(
-                            || {
-                                if let Some((cols, sample)) = sample {
-                                    add_sample(sample, cols, batch);
-                                }
-                            },
-                            || {
-                                if let Some((hasher, fp)) = fingerprints {
-                                    fp.add(&hasher.keys(batch));
-                                }
-                            },
-                        );
-                    },
-                );
-            },
-        );
+        let (columns, scratch) = (&mut self.columns, &mut self.scratch);
+        rayon::scope(|s| {
+            if let Some(label) = &mut self.label {
+                s.spawn(move |_| label.add(batch));
+            }
+            if let Some((cols, sample)) = &mut self.sample {
+                s.spawn(move |_| add_sample(sample, cols, batch));
+            }
+            if let Some((hasher, fp)) = &mut self.fingerprints {
+                s.spawn(move |_| fp.add(&hasher.keys(batch)));
+            }
+            columns
+                .par_iter_mut()
+                .zip(scratch.par_iter_mut())
+                .zip(batch.cols.par_iter())
+                .for_each(|((profile, scratch), col)| add_column(profile, col, scratch));
+        });
     }
 
     /// Finishes the profile.

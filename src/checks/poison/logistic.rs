@@ -207,8 +207,8 @@ impl Logistic {
                 for (o, v) in gw_out.iter_mut().zip(gw.iter()) {
                     *o = *v;
                 }
-                for (k, col) in prob.columns().into_iter().enumerate() {
-                    gb_out[k] = col.sum();
+                for (o, v) in gb_out.iter_mut().zip(prob.sum_axis(Axis(0))) {
+                    *o = v;
                 }
                 (loss, g)
             })
